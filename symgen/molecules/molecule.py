@@ -1,0 +1,45 @@
+"""A single molecule as plain NumPy arrays: the exchange format between data, models and metrics."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Molecule"]
+
+
+@dataclass(frozen=True)
+class Molecule:
+    """One 3D molecular graph.
+
+    Attributes:
+        atomic_numbers: ``(k,)`` integer atomic numbers (H = 1, C = 6, ...).
+        positions: ``(k, 3)`` coordinates in Ångström.
+        charges: ``(k,)`` integer formal charges, or ``None`` when unknown.
+        bonds: ``(m, 2)`` integer atom-index pairs ``i < j``, or ``None`` when the bonds are
+            unknown (metrics then infer them from geometry).
+        bond_orders: ``(m,)`` kekulized bond orders in {1, 2, 3}, aligned with ``bonds``.
+        name: free-form identifier (SMILES, file name, index).
+
+    Example:
+        >>> water = Molecule(np.array([8, 1, 1]),
+        ...                  np.array([[0., 0., 0.], [0.96, 0., 0.], [-0.24, 0.93, 0.]]))
+        >>> water.num_atoms
+        3
+    """
+
+    atomic_numbers: np.ndarray
+    positions: np.ndarray
+    charges: np.ndarray | None = None
+    bonds: np.ndarray | None = None
+    bond_orders: np.ndarray | None = None
+    name: str = field(default="")
+
+    @property
+    def num_atoms(self) -> int:
+        """Number of atoms ``k``."""
+        return int(len(self.atomic_numbers))
+
+    @property
+    def has_bonds(self) -> bool:
+        """Whether explicit bonds are attached."""
+        return self.bonds is not None
