@@ -154,10 +154,21 @@ def load_arrays(
                 raise CacheFormatError(
                     f"{path} has format {tag!r}, expected {format_tag!r}; delete it to rebuild"
                 )
-            meta = json.loads(archive[_META_KEY].tobytes().decode("utf-8")) if _META_KEY in names else {}
+            meta = (
+                json.loads(archive[_META_KEY].tobytes().decode("utf-8"))
+                if _META_KEY in names
+                else {}
+            )
             arrays = {k: archive[k] for k in names if k not in (_FORMAT_KEY, _META_KEY)}
     except CacheError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        KeyError,
+        json.JSONDecodeError,
+    ) as exc:
         raise CacheFormatError(f"corrupt cache file {path}: {exc}") from exc
     return arrays, meta

@@ -88,8 +88,8 @@ class MoleculeDataset:
     bond_orders: np.ndarray
     bond_offsets: np.ndarray
     smiles: list[str]
-    status: np.ndarray = field(default=None)  # type: ignore[assignment]
-    ids: np.ndarray = field(default=None)  # type: ignore[assignment]
+    status: np.ndarray | None = None
+    ids: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -122,7 +122,9 @@ class MoleculeDataset:
             ("bond_offsets", self.bond_offsets, len(self.bonds)),
         ):
             if off.ndim != 1 or off[0] != 0 or off[-1] != total:
-                raise ValueError(f"{name} must start at 0 and end at {total}, got {off[:1]}..{off[-1:]}")
+                raise ValueError(
+                    f"{name} must start at 0 and end at {total}, got {off[:1]}..{off[-1:]}"
+                )
             if np.any(np.diff(off) < 0):
                 raise ValueError(f"{name} must be non-decreasing")
         if len(self.bond_offsets) != n + 1:
@@ -132,7 +134,9 @@ class MoleculeDataset:
         if self.charges.shape != (total_atoms,):
             raise ValueError(f"charges must be ({total_atoms},), got {self.charges.shape}")
         if self.bond_orders.shape != (len(self.bonds),):
-            raise ValueError(f"bond_orders must be ({len(self.bonds)},), got {self.bond_orders.shape}")
+            raise ValueError(
+                f"bond_orders must be ({len(self.bonds)},), got {self.bond_orders.shape}"
+            )
         if len(self.smiles) != n or self.status.shape != (n,) or self.ids.shape != (n,):
             raise ValueError(f"smiles, status and ids must have {n} entries")
         if len(self.bonds):
@@ -254,7 +258,7 @@ class MoleculeDataset:
     def status_counts(self) -> dict[str, int]:
         """Number of molecules per perception status name."""
         counts = np.bincount(self.status, minlength=len(STATUS_NAMES))
-        return {name: int(c) for name, c in zip(STATUS_NAMES, counts)}
+        return {name: int(c) for name, c in zip(STATUS_NAMES, counts, strict=True)}
 
     # ------------------------------------------------------------------ construction / io
     @classmethod
@@ -262,8 +266,8 @@ class MoleculeDataset:
         cls,
         molecules: Sequence[Molecule],
         *,
-        status: Sequence[int] | None = None,
-        ids: Sequence[int] | None = None,
+        status: Sequence[int] | np.ndarray | None = None,
+        ids: Sequence[int] | np.ndarray | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> "MoleculeDataset":
         """Pack a list of :class:`Molecule` (missing charges -> 0, missing bonds -> none)."""
@@ -351,8 +355,16 @@ class MoleculeDataset:
     ) -> "MoleculeDataset":
         """Inverse of :meth:`to_arrays`."""
         missing = {
-            "atomic_numbers", "positions", "charges", "atom_offsets", "bonds",
-            "bond_orders", "bond_offsets", "smiles", "status", "ids",
+            "atomic_numbers",
+            "positions",
+            "charges",
+            "atom_offsets",
+            "bonds",
+            "bond_orders",
+            "bond_offsets",
+            "smiles",
+            "status",
+            "ids",
         } - set(arrays)
         if missing:
             raise ValueError(f"dataset arrays missing: {sorted(missing)}")

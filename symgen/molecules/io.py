@@ -68,7 +68,9 @@ def _check_atoms(molecule: Molecule) -> None:
     z = np.asarray(molecule.atomic_numbers)
     pos = np.asarray(molecule.positions, dtype=np.float64)
     if z.ndim != 1 or pos.shape != (len(z), 3):
-        raise ValueError(f"atomic_numbers {z.shape} and positions {pos.shape} do not match (k,), (k, 3)")
+        raise ValueError(
+            f"atomic_numbers {z.shape} and positions {pos.shape} do not match (k,), (k, 3)"
+        )
     unknown = sorted({int(a) for a in z if int(a) not in SYMBOLS})
     if unknown:
         raise ValueError(f"unknown atomic number(s) {unknown}")
@@ -84,8 +86,10 @@ def _bond_orders_of(molecule: Molecule) -> np.ndarray:
         if orders is None:
             orders = np.ones(len(np.asarray(molecule.bonds).reshape(-1, 2)), dtype=np.int64)
         return bond_matrix(k, np.asarray(molecule.bonds), np.asarray(orders))
-    return infer_bonds_edm(np.asarray(molecule.atomic_numbers, dtype=np.int64),
-                           np.asarray(molecule.positions, dtype=np.float64))
+    return infer_bonds_edm(
+        np.asarray(molecule.atomic_numbers, dtype=np.int64),
+        np.asarray(molecule.positions, dtype=np.float64),
+    )
 
 
 def to_rdkit(
@@ -115,9 +119,10 @@ def to_rdkit(
         ValueError: unknown elements, non-finite coordinates or inconsistent shapes/bonds.
 
     Example:
-        >>> water = Molecule(np.array([8, 1, 1]), np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))
+        >>> xyz = np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        >>> water = Molecule(np.array([8, 1, 1]), xyz)
         >>> from rdkit import Chem
-        >>> Chem.MolToSmiles(to_rdkit(water, sanitize=True))
+        >>> Chem.MolToSmiles(Chem.RemoveHs(to_rdkit(water, sanitize=True)))
         'O'
     """
     from rdkit import Chem
@@ -137,7 +142,7 @@ def to_rdkit(
         mol.AddAtom(atom)
     kinds = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
     ii, jj = np.nonzero(np.triu(a, 1))
-    for i, j in zip(ii.tolist(), jj.tolist()):
+    for i, j in zip(ii.tolist(), jj.tolist(), strict=False):
         order = int(a[i, j])
         if order not in kinds:
             raise ValueError(f"bond ({i}, {j}) has order {order}; expected 1, 2 or 3")
@@ -187,8 +192,10 @@ def from_rdkit(mol, name: str | None = None) -> Molecule:
     bonds, orders = [], []
     for b in m.GetBonds():
         if b.GetBondType() not in kinds:
-            raise ValueError(f"unsupported bond type {b.GetBondType()} between atoms "
-                             f"{b.GetBeginAtomIdx()} and {b.GetEndAtomIdx()}")
+            raise ValueError(
+                f"unsupported bond type {b.GetBondType()} between atoms "
+                f"{b.GetBeginAtomIdx()} and {b.GetEndAtomIdx()}"
+            )
         i, j = sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
         bonds.append((i, j))
         orders.append(kinds[b.GetBondType()])
@@ -314,7 +321,9 @@ def read_xyz(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
             lineno = i + 3 + a
             parts = lines[i + 2 + a].split()
             if len(parts) < 4:
-                raise ValueError(f"{path}:{lineno}: expected 'symbol x y z', got {lines[lineno - 1]!r}")
+                raise ValueError(
+                    f"{path}:{lineno}: expected 'symbol x y z', got {lines[lineno - 1]!r}"
+                )
             sym = parts[0]
             if sym.isdigit():
                 z[a] = int(sym)
@@ -345,7 +354,9 @@ def write_xyz(molecules: Sequence[Molecule], path: str | os.PathLike) -> None:
         if unknown:
             raise ValueError(f"molecule {i} ({m.name!r}): unknown atomic number(s) {unknown}")
         chunks.append(f"{len(z)}\n{m.name.replace(chr(10), ' ')}\n")
-        for a, (x, y, zc) in zip(z.tolist(), np.asarray(m.positions, dtype=np.float64).tolist()):
+        for a, (x, y, zc) in zip(
+            z.tolist(), np.asarray(m.positions, dtype=np.float64).tolist(), strict=False
+        ):
             chunks.append(f"{SYMBOLS[a]:<2s} {x:14.6f} {y:14.6f} {zc:14.6f}\n")
     atomic_write(path, "".join(chunks))
 
@@ -392,6 +403,8 @@ def draw_grid_png(
                 mol.UpdatePropertyCache(strict=False)
             if remove_hydrogens:
                 mol = Chem.RemoveHs(mol, sanitize=False)
+            mol.UpdatePropertyCache(strict=False)
+            Chem.FastFindRings(mol)
             mol.RemoveAllConformers()
             rdDepictor.Compute2DCoords(mol)
         except Exception:
@@ -413,8 +426,18 @@ def draw_grid_png(
     return png
 
 
-_CPK = {1: "#e8e8e8", 6: "#404040", 7: "#3050f8", 8: "#ff0d0d", 9: "#90e050", 15: "#ff8000",
-        16: "#e6c200", 17: "#1ff01f", 35: "#a62929", 53: "#940094"}
+_CPK = {
+    1: "#e8e8e8",
+    6: "#404040",
+    7: "#3050f8",
+    8: "#ff0d0d",
+    9: "#90e050",
+    15: "#ff8000",
+    16: "#e6c200",
+    17: "#1ff01f",
+    35: "#a62929",
+    53: "#940094",
+}
 
 _HTML = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>__TITLE__</title>
@@ -501,16 +524,21 @@ def write_html_3d(
         pos = pos - (pos.mean(0) if len(pos) else 0.0)
         ii, jj = np.nonzero(np.triu(a, 1))
         z = np.asarray(m.atomic_numbers).tolist()
-        data.append({
-            "name": m.name or f"molecule {i}",
-            "z": z,
-            "color": [_CPK.get(int(t), "#ff69b4") for t in z],
-            "pos": np.round(pos, 4).tolist(),
-            "radius": float(np.linalg.norm(pos, axis=1).max()) if len(pos) else 1.0,
-            "bonds": [[int(p), int(q), int(a[p, q])] for p, q in zip(ii, jj)],
-        })
+        data.append(
+            {
+                "name": m.name or f"molecule {i}",
+                "z": z,
+                "color": [_CPK.get(int(t), "#ff69b4") for t in z],
+                "pos": np.round(pos, 4).tolist(),
+                "radius": float(np.linalg.norm(pos, axis=1).max()) if len(pos) else 1.0,
+                "bonds": [[int(p), int(q), int(a[p, q])] for p, q in zip(ii, jj, strict=False)],
+            }
+        )
     # "</" is escaped so that a molecule name cannot close the script element
     blob = json.dumps(data).replace("</", "<\\/")
-    page = (_HTML.replace("__TITLE__", html.escape(title)).replace("__SIZE__", str(int(panel_size)))
-            .replace("__DATA__", blob))
+    page = (
+        _HTML.replace("__TITLE__", html.escape(title))
+        .replace("__SIZE__", str(int(panel_size)))
+        .replace("__DATA__", blob)
+    )
     atomic_write(path, page)

@@ -34,7 +34,7 @@ indices are ``train``, the next 17,748 ``valid``, the last 13,083 ``test``.
 
 Example:
     >>> ds = load_qm9(limit=10, progress=False)   # doctest: +SKIP
-    >>> ds[0].atomic_numbers.tolist()             # methane
+    >>> ds[0].atomic_numbers.tolist()             # methane  # doctest: +SKIP
     [6, 1, 1, 1, 1]
 """
 
@@ -146,9 +146,7 @@ def _iter_rows(paths: list[Path], limit: int | None) -> Iterator[tuple[str, int,
                 count += 1
 
 
-def read_qm9_csv(
-    paths: list[Path] | None = None, *, limit: int | None = None
-) -> dict[str, Any]:
+def read_qm9_csv(paths: list[Path] | None = None, *, limit: int | None = None) -> dict[str, Any]:
     """Parse the QM9 CSV files into flat arrays (no bond perception).
 
     Args:
@@ -416,7 +414,9 @@ def _source_signature() -> list[int]:
     return [p.stat().st_size for p in qm9_csv_paths()]
 
 
-def qm9_cache_path(cache_dir: str | os.PathLike[str] | None = None, *, limit: int | None = None) -> Path:
+def qm9_cache_path(
+    cache_dir: str | os.PathLike[str] | None = None, *, limit: int | None = None
+) -> Path:
     """Path of the QM9 cache file under ``cache_dir`` (default :func:`default_cache_dir`)."""
     name = f"qm9_v{QM9_CACHE_VERSION}" + ("" if limit is None else f"_limit{int(limit)}") + ".npz"
     return resolve_cache_dir(cache_dir) / "qm9" / name
@@ -454,7 +454,9 @@ def load_qm9(
         try:
             ds = MoleculeDataset.load(path)
             if ds.metadata.get("source_sizes") != _source_signature():
-                warnings.warn(f"QM9 cache {path} was built from other CSV files; rebuilding", stacklevel=2)
+                warnings.warn(
+                    f"QM9 cache {path} was built from other CSV files; rebuilding", stacklevel=2
+                )
                 ds = None
         except CacheError as exc:
             warnings.warn(f"{exc}; rebuilding the QM9 cache", stacklevel=2)
@@ -466,7 +468,9 @@ def load_qm9(
 
 
 # ---------------------------------------------------------------------------- splits
-def qm9_splits(num_molecules: int = QM9_NUM_MOLECULES, seed: int = QM9_SPLIT_SEED) -> dict[str, np.ndarray]:
+def qm9_splits(
+    num_molecules: int = QM9_NUM_MOLECULES, seed: int = QM9_SPLIT_SEED
+) -> dict[str, np.ndarray]:
     """Deterministic train/valid/test indices.
 
     ``perm = torch.randperm(num_molecules, generator=torch.Generator().manual_seed(seed))``;
@@ -496,7 +500,11 @@ def qm9_splits(num_molecules: int = QM9_NUM_MOLECULES, seed: int = QM9_SPLIT_SEE
 
 
 def load_qm9_split(
-    split: str, cache_dir: str | os.PathLike[str] | None = None, *, seed: int = QM9_SPLIT_SEED, **kwargs: Any
+    split: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    seed: int = QM9_SPLIT_SEED,
+    **kwargs: Any,
 ) -> MoleculeDataset:
     """One split (``"train"``, ``"valid"`` or ``"test"``) of :func:`load_qm9` (kwargs forwarded)."""
     if split not in QM9_SPLIT_SIZES:

@@ -1,0 +1,266 @@
+"""GEOM-DRUG loader for the published ``rdkit_folder`` release.
+
+Getting the data (not possible from here; no network at run time): the GEOM dataset (Axelrod &
+Gómez-Bombarelli, *Sci. Data* 2022) is on Harvard Dataverse (doi:10.7910/DVN/JNGTDF). Download
+``rdkit_folder.tar.gz`` and unpack it; the folder then holds
+
+* ``summary_drugs.json`` — a JSON object mapping each SMILES to a summary dict; entries with a
+  ``"pickle_path"`` (relative to the folder, e.g. ``"drugs/<name>.pickle"``) have conformers;
+* ``drugs/*.pickle`` — one pickle per molecule: a dict whose ``"conformers"`` is a list of dicts
+  with ``"rd_mol"`` (an RDKit ``Mol`` with explicit hydrogens and one 3D conformer),
+  ``"totalenergy"`` (Hartree), ``"boltzmannweight"``, ``"relativeenergy"``, ``"geom_id"``, ...
+
+:func:`load_geom_drugs` keeps the ``max_conformers`` lowest-``totalenergy`` conformers of each
+molecule (ties keep file order), reads atom types (the 16-element vocabulary
+:data:`~symgen.molecules.elements.GEOM_ELEMENTS`), formal charges and kekulized bonds from the
+``rd_mol`` (no perception needed: GEOM ships the graph), and returns a
+:class:`~symgen.molecules.dataset.MoleculeDataset` with one entry per conformer, grouped by
+molecule and ordered by energy; ``ids`` is the molecule's position in the summary, so
+conformers of one molecule share an id (split by id to avoid leakage between splits).
+
+Pickles can execute code when loaded: only load the official release or files you trust. The
+msgpack release is not supported (it has coordinates but no bond graph).
+
+Example:
+    >>> ds = load_geom_drugs("rdkit_folder", max_conformers=5)   # doctest: +SKIP
+    >>> ds.metadata["skipped"]                                    # doctest: +SKIP
+"""
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from symgen.molecules.cache import CacheError, resolve_cache_dir
+from symgen.molecules.dataset import MoleculeDataset
+from symgen.molecules.elements import GEOM_ELEMENTS, UnknownElementError, atomic_number
+
+__all__ = ["GeomFormatError", "GEOM_CACHE_VERSION", "read_geom_conformer", "load_geom_drugs"]
+
+GEOM_CACHE_VERSION = 1
+
+
+class GeomFormatError(ValueError):
+    """Raised for a GEOM summary or pickle that does not have the published structure."""
+
+
+def read_geom_conformer(
+    rd_mol: Any, allowed: frozenset[int] | None = None
+) -> dict[str, np.ndarray]:
+    """Atoms, positions, charges and kekulized bonds of one GEOM ``rd_mol``.
+
+    Args:
+        rd_mol: an RDKit ``Mol`` with a 3D conformer.
+        allowed: atomic numbers accepted (default: the GEOM vocabulary).
+
+    Returns:
+        dict with ``atomic_numbers (k,)``, ``positions (k, 3)`` float64, ``charges (k,)``,
+        ``bonds (m, 2)`` (``i < j``, sorted) and ``bond_orders (m,)`` in {1, 2, 3}.
+
+    Raises:
+        UnknownElementError: an atom outside ``allowed``.
+        GeomFormatError: no conformer, or bonds that cannot be kekulized to orders 1-3.
+    """
+    from rdkit import Chem
+
+    if not isinstance(rd_mol, Chem.Mol):
+        raise GeomFormatError(f"'rd_mol' must be an RDKit Mol, got {type(rd_mol).__name__}")
+    allowed = frozenset(atomic_number(s) for s in GEOM_ELEMENTS) if allowed is None else allowed
+    if rd_mol.GetNumConformers() == 0:
+        raise GeomFormatError("rd_mol has no conformer")
+    mol = Chem.Mol(rd_mol)
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Exception as exc:  # RDKit raises KekulizeException (a ValueError subclass) or others
+        raise GeomFormatError(f"cannot kekulize molecule: {exc}") from exc
+    z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
+    bad = sorted(set(z.tolist()) - allowed)
+    if bad:
+        raise UnknownElementError(f"atomic numbers {bad} are outside the GEOM vocabulary")
+    charges = np.array([a.GetFormalCharge() for a in mol.GetAtoms()], dtype=np.int64)
+    pairs, orders = [], []
+    for b in mol.GetBonds():
+        o = b.GetBondTypeAsDouble()
+        if o not in (1.0, 2.0, 3.0):
+            raise GeomFormatError(f"bond {b.GetIdx()} has non-kekulized type {b.GetBondType()}")
+        pairs.append(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx())))
+        orders.append(int(o))
+    bonds = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    order = np.lexsort((bonds[:, 1], bonds[:, 0]))
+    return {
+        "atomic_numbers": z,
+        "positions": np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64),
+        "charges": charges,
+        "bonds": bonds[order],
+        "bond_orders": np.asarray(orders, dtype=np.int64)[order],
+    }
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"GEOM summary not found: {path} (unpack rdkit_folder.tar.gz from Harvard Dataverse)"
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise GeomFormatError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(summary, dict):
+        raise GeomFormatError(f"{path} must hold a JSON object mapping SMILES to summaries")
+    return summary
+
+
+def _read_pickle(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, "rb") as handle:
+            data = pickle.load(handle)  # noqa: S301 - GEOM's published format is pickle
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise GeomFormatError(f"{path} is not a readable pickle: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("conformers"), list):
+        raise GeomFormatError(f"{path} must hold a dict with a 'conformers' list")
+    for k, c in enumerate(data["conformers"]):
+        if not isinstance(c, dict) or "rd_mol" not in c or "totalenergy" not in c:
+            raise GeomFormatError(f"{path}: conformer {k} lacks 'rd_mol' or 'totalenergy'")
+    return data["conformers"]
+
+
+def _cache_key(summary_path: Path, params: dict[str, Any]) -> str:
+    st = summary_path.stat()
+    blob = json.dumps(
+        {
+            "summary": str(summary_path.resolve()),
+            "size": st.st_size,
+            "mtime": st.st_mtime_ns,
+            "version": GEOM_CACHE_VERSION,
+            **params,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def load_geom_drugs(
+    root: str | os.PathLike[str],
+    *,
+    max_conformers: int | None = 5,
+    limit: int | None = None,
+    summary: str = "summary_drugs.json",
+    remove_h: bool = False,
+    skip_missing: bool = False,
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = False,
+) -> MoleculeDataset:
+    """Load GEOM-DRUG conformers from an unpacked ``rdkit_folder``.
+
+    Args:
+        root: the ``rdkit_folder`` directory.
+        max_conformers: keep the ``k`` lowest-energy conformers per molecule (``None``: all).
+        limit: read only the first ``limit`` molecules of the summary that have a pickle.
+        summary: summary file name (``summary_qm9.json`` reads GEOM's QM9 part the same way).
+        remove_h: drop hydrogens after loading.
+        skip_missing: skip (and count) molecules whose pickle file is absent instead of raising.
+        progress: progress bar.
+        cache_dir: cache folder used when ``use_cache`` (default ``$SYMGEN_CACHE``).
+        use_cache: store the parsed set as ``<cache_dir>/geom/drugs_<key>.npz`` (key: summary
+            path, size, mtime and arguments) and reuse it; a corrupt cache is rebuilt.
+
+    Returns:
+        one entry per conformer; ``metadata["skipped"]`` counts molecules without a
+        ``pickle_path`` (``"no_pickle_path"``), with a missing file (``"missing_file"``) or
+        without conformers (``"no_conformers"``).
+
+    Raises:
+        FileNotFoundError: missing summary, or a missing pickle when ``skip_missing`` is False.
+        GeomFormatError: malformed summary or pickle.
+        UnknownElementError: an element outside :data:`GEOM_ELEMENTS`.
+    """
+    from tqdm.auto import tqdm
+
+    if max_conformers is not None and max_conformers < 1:
+        raise ValueError(f"max_conformers must be >= 1 or None, got {max_conformers}")
+    root = Path(root)
+    summary_path = root / summary
+    entries = _read_summary(summary_path)
+    params = {"max_conformers": max_conformers, "limit": limit, "skip_missing": skip_missing}
+    cache_path = None
+    if use_cache:
+        key = _cache_key(summary_path, params)
+        cache_path = resolve_cache_dir(cache_dir) / "geom" / f"{Path(summary).stem}_{key}.npz"
+        if cache_path.exists():
+            try:
+                ds = MoleculeDataset.load(cache_path)
+                return ds.remove_hydrogens() if remove_h else ds
+            except CacheError:
+                pass  # rebuilt below and overwritten atomically
+    allowed = frozenset(atomic_number(s) for s in GEOM_ELEMENTS)
+    skipped = {"no_pickle_path": 0, "missing_file": 0, "no_conformers": 0}
+    records: list[dict[str, np.ndarray]] = []
+    smiles: list[str] = []
+    ids: list[int] = []
+    taken = 0
+    items = list(entries.items())
+    for mol_id, (smi, info) in enumerate(tqdm(items, desc="GEOM pickles", disable=not progress)):
+        if limit is not None and taken >= limit:
+            break
+        if not isinstance(info, dict):
+            raise GeomFormatError(f"summary entry for {smi!r} must be an object")
+        rel = info.get("pickle_path")
+        if not rel:
+            skipped["no_pickle_path"] += 1
+            continue
+        path = root / rel
+        if not path.is_file():
+            if skip_missing:
+                skipped["missing_file"] += 1
+                continue
+            raise FileNotFoundError(f"GEOM pickle for {smi!r} not found: {path}")
+        conformers = _read_pickle(path)
+        taken += 1
+        if not conformers:
+            skipped["no_conformers"] += 1
+            continue
+        energies = np.array([float(c["totalenergy"]) for c in conformers])
+        keep = np.argsort(energies, kind="stable")[: max_conformers or len(conformers)]
+        for k in keep.tolist():
+            try:
+                rec = read_geom_conformer(conformers[k]["rd_mol"], allowed)
+            except (GeomFormatError, UnknownElementError) as exc:
+                raise type(exc)(f"{path}, conformer {k}: {exc}") from exc
+            records.append(rec)
+            smiles.append(smi)
+            ids.append(mol_id)
+    if not records:
+        raise GeomFormatError(f"no conformers found under {root} (skipped: {skipped})")
+    ds = _pack(records, smiles, ids)
+    ds.metadata = {"dataset": "geom-drugs", "summary": summary, **params, "skipped": skipped}
+    if cache_path is not None:
+        ds.save(cache_path)
+    return ds.remove_hydrogens() if remove_h else ds
+
+
+def _pack(
+    records: list[dict[str, np.ndarray]], smiles: list[str], ids: list[int]
+) -> MoleculeDataset:
+    counts = [len(r["atomic_numbers"]) for r in records]
+    bcounts = [len(r["bonds"]) for r in records]
+    a_off = np.zeros(len(records) + 1, dtype=np.int64)
+    b_off = np.zeros(len(records) + 1, dtype=np.int64)
+    np.cumsum(counts, out=a_off[1:])
+    np.cumsum(bcounts, out=b_off[1:])
+    return MoleculeDataset(
+        atomic_numbers=np.concatenate([r["atomic_numbers"] for r in records]),
+        positions=np.concatenate([r["positions"] for r in records]),
+        charges=np.concatenate([r["charges"] for r in records]),
+        atom_offsets=a_off,
+        bonds=np.concatenate([r["bonds"] for r in records]),
+        bond_orders=np.concatenate([r["bond_orders"] for r in records]),
+        bond_offsets=b_off,
+        smiles=smiles,
+        ids=np.asarray(ids, dtype=np.int64),
+    )

@@ -1,0 +1,575 @@
+"""Molecule-generation metrics following the field's published protocols.
+
+Every number names the protocol that produced it (see :mod:`symgen.molecules.evaluate`):
+
+* **Stability** — :mod:`symgen.molecules.bonds`: EDM distance-table stability from geometry
+  (``"edm-distance-table"``) and charge-aware stability of generated bonds
+  (``"charged-valence"``).
+* **Validity** (:func:`rdkit_validity`, protocol ``"rdkit-sanitize"``) — as in EDM: an RDKit
+  molecule is built from the atoms and bonds (and formal charges when given), without
+  ``NoImplicit`` flags, and sanitized; the molecule is valid when sanitization succeeds. The
+  canonical SMILES (hydrogens implicit) of the *largest fragment* is kept for uniqueness and
+  novelty. *Connected
+  validity* additionally requires a single fragment.
+* **Uniqueness** = ``|set(valid SMILES)| / #valid``; **V×U** = ``#unique valid / #molecules``;
+  **novelty** = share of the unique valid SMILES absent from the reference (training) SMILES.
+  SMILES are canonical RDKit SMILES without stereochemistry (3D inputs carry no stereo tags).
+* **Geometry** — Wasserstein-1 distances between generated and reference samples of bond
+  lengths per bond type (e.g. ``C-H``, ``C=O``; Å), bond angles per angle type (``X-Y-Z`` with
+  centre ``Y``; degrees) and per-molecule atom-type counts per element, plus the total-variation
+  distance of the element frequencies. Bonds for geometry come from the EDM distance tables on
+  both sides, so that every model is measured by the same rule.
+* **MMFF strain** (:func:`mmff_strain`) — MMFF94 energy minus the energy after MMFF
+  relaxation (kcal/mol), for molecules with explicit hydrogens that MMFF can parametrize.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Bool, Float, Int
+
+from symgen.molecules.bonds import bond_matrix, infer_bonds_edm
+from symgen.molecules.elements import SYMBOLS
+from symgen.molecules.molecule import Molecule
+
+__all__ = [
+    "MIN_DISTANCE",
+    "PaddedMolecules",
+    "check_molecule",
+    "check_bonds",
+    "pad_molecules",
+    "iter_chunks",
+    "ValidityResult",
+    "rdkit_validity",
+    "canonical_smiles",
+    "uniqueness",
+    "novelty",
+    "bond_type_name",
+    "angle_type_name",
+    "bond_length_samples",
+    "bond_angle_samples",
+    "atom_count_samples",
+    "wasserstein_by_type",
+    "total_variation",
+    "StrainResult",
+    "mmff_strain",
+]
+
+#: Two atoms closer than this (Å) are reported as overlapping (shortest real bond: H-H 0.74 Å).
+MIN_DISTANCE: float = 0.5
+_BOND_SYMBOL = {1: "-", 2: "=", 3: "#"}
+
+
+def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) -> list[str]:
+    """Problems that make a molecule unscorable: empty, bad shapes, unknown elements, NaN, overlaps.
+
+    Returns an empty list for a sound molecule, else one message per problem. Overlap means
+    two atoms closer than ``min_distance`` Å.
+
+    Example:
+        >>> check_molecule(Molecule(np.array([6, 6]), np.array([[0., 0, 0], [0.1, 0, 0]])))
+        ['overlapping atoms 0 and 1 (0.100 Å apart)']
+    """
+    z = np.asarray(molecule.atomic_numbers)
+    pos = np.asarray(molecule.positions)
+    if z.ndim != 1 or pos.ndim != 2 or pos.shape != (len(z), 3):
+        return [f"inconsistent shapes: atomic_numbers {z.shape}, positions {pos.shape}"]
+    if len(z) == 0:
+        return ["empty molecule (no atoms)"]
+    problems = []
+    if not np.issubdtype(z.dtype, np.integer):
+        return [f"atomic numbers must be integers, got dtype {z.dtype}"]
+    unknown = sorted({int(a) for a in z if int(a) not in SYMBOLS})
+    if unknown:
+        problems.append(f"unknown element (atomic number {', '.join(map(str, unknown))})")
+    if not np.all(np.isfinite(pos)):
+        problems.append(f"non-finite coordinates ({int((~np.isfinite(pos).all(1)).sum())} atoms)")
+    elif len(z) > 1:
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        d[np.diag_indices(len(z))] = np.inf
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        if d[i, j] < min_distance:
+            i, j = sorted((int(i), int(j)))
+            problems.append(f"overlapping atoms {i} and {j} ({d[i, j]:.3f} Å apart)")
+    if molecule.charges is not None and np.asarray(molecule.charges).shape != z.shape:
+        problems.append(f"charges shape {np.asarray(molecule.charges).shape} != {z.shape}")
+    return problems
+
+
+def check_bonds(molecule: Molecule) -> list[str]:
+    """Problems with a molecule's own bonds (none when it has no bonds).
+
+    Example:
+        >>> check_bonds(Molecule(np.array([1, 1]), np.zeros((2, 3)), bonds=np.array([[0, 2]]),
+        ...                      bond_orders=np.array([1])))
+        ['bad bonds: bond index out of range for 2 atoms']
+    """
+    if molecule.bonds is None:
+        return []
+    orders = molecule.bond_orders
+    try:
+        if orders is None:
+            raise ValueError("bonds given without bond_orders")
+        a = bond_matrix(molecule.num_atoms, np.asarray(molecule.bonds), np.asarray(orders))
+        if int((a > 0).sum()) != 2 * len(np.asarray(orders).reshape(-1)):
+            raise ValueError("duplicate bonds")
+    except ValueError as err:
+        return [f"bad bonds: {err}"]
+    return []
+
+
+@dataclass(frozen=True)
+class PaddedMolecules:
+    """A padded NumPy batch of sound molecules (see :func:`pad_molecules`).
+
+    Attributes:
+        atomic_numbers: ``(b, n)`` int64, 0 on padding.
+        positions: ``(b, n, 3)`` float64, 0 on padding.
+        mask: ``(b, n)`` bool, ``True`` on real atoms (prefix mask).
+        charges: ``(b, n)`` int64 formal charges (0 where unknown).
+        bonds: ``(b, n, n)`` int64 given bond orders (0 where none or not given).
+        has_bonds: ``(b,)`` whether each molecule came with its own bonds.
+    """
+
+    atomic_numbers: np.ndarray
+    positions: np.ndarray
+    mask: np.ndarray
+    charges: np.ndarray
+    bonds: np.ndarray
+    has_bonds: np.ndarray
+
+
+def pad_molecules(molecules: Sequence[Molecule]) -> PaddedMolecules:
+    """Stack molecules into a padded batch (call :func:`check_molecule` first).
+
+    Example:
+        >>> p = pad_molecules([Molecule(np.array([1, 1]), np.zeros((2, 3))),
+        ...                    Molecule(np.array([8]), np.zeros((1, 3)))])
+        >>> p.mask.tolist()
+        [[True, True], [True, False]]
+    """
+    b = len(molecules)
+    n = max((m.num_atoms for m in molecules), default=0)
+    z = np.zeros((b, n), dtype=np.int64)
+    pos = np.zeros((b, n, 3))
+    mask = np.zeros((b, n), dtype=bool)
+    q = np.zeros((b, n), dtype=np.int64)
+    a = np.zeros((b, n, n), dtype=np.int64)
+    has = np.zeros(b, dtype=bool)
+    for i, m in enumerate(molecules):
+        k = m.num_atoms
+        z[i, :k] = m.atomic_numbers
+        pos[i, :k] = m.positions
+        mask[i, :k] = True
+        if m.charges is not None:
+            q[i, :k] = m.charges
+        if m.bonds is not None and m.bond_orders is not None:
+            bb = np.asarray(m.bonds, dtype=np.int64).reshape(-1, 2)
+            a[i, bb[:, 0], bb[:, 1]] = m.bond_orders
+            a[i, bb[:, 1], bb[:, 0]] = m.bond_orders
+            has[i] = True
+    return PaddedMolecules(z, pos, mask, q, a, has)
+
+
+def iter_chunks(molecules: Sequence[Molecule], max_entries: int = 2_000_000):
+    """Yield ``(indices, PaddedMolecules)`` chunks of molecules of similar size.
+
+    Molecules are visited in order of atom count (stable sort), so each chunk is padded only
+    to the size of its largest member; ``indices`` (int array) gives the positions in
+    ``molecules`` of the chunk's rows. Each chunk has at most ~``max_entries`` atom pairs
+    (``b * n * n``), which bounds the memory of the ``(b, n, n)`` pair arrays.
+
+    Example:
+        >>> mols = [Molecule(np.array([6] * k), np.zeros((k, 3))) for k in (3, 1, 2)]
+        >>> [(idx.tolist(), p.mask.shape) for idx, p in iter_chunks(mols, max_entries=8)]
+        [([1, 2], (2, 2)), ([0], (1, 3))]
+    """
+    sizes = np.array([m.num_atoms for m in molecules], dtype=np.int64)
+    order = np.argsort(sizes, kind="stable")
+    start = 0
+    while start < len(order):
+        n = max(int(sizes[order[start]]), 1)
+        stop = start + 1
+        while stop < len(order):
+            n_new = max(n, int(sizes[order[stop]]))
+            if (stop - start + 1) * n_new * n_new > max_entries:
+                break
+            n, stop = n_new, stop + 1
+        idx = order[start:stop]
+        yield idx, pad_molecules([molecules[int(i)] for i in idx])
+        start = stop
+
+
+@dataclass(frozen=True)
+class ValidityResult:
+    """RDKit validity of a list of molecules.
+
+    Attributes:
+        valid: ``(N,)`` sanitization succeeded.
+        connected: ``(N,)`` valid and a single fragment.
+        num_fragments: ``(N,)`` number of fragments (0 where not valid).
+        smiles: canonical SMILES (no stereo) of the largest fragment, ``""`` where not valid.
+        errors: sanitization error message per molecule, ``""`` where valid.
+    """
+
+    valid: np.ndarray
+    connected: np.ndarray
+    num_fragments: np.ndarray
+    smiles: list[str]
+    errors: list[str]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[-1] if text else type(err).__name__
+
+
+def rdkit_validity(
+    molecules: Sequence[Molecule],
+    bond_orders: Sequence[np.ndarray],
+    *,
+    use_charges: bool = True,
+    progress: bool = False,
+) -> ValidityResult:
+    """EDM-style RDKit validity: build the molecule from atoms + bonds, sanitize, largest fragment.
+
+    Args:
+        molecules: sound molecules (see :func:`check_molecule`).
+        bond_orders: one dense ``(k, k)`` bond-order matrix per molecule (given or inferred).
+        use_charges: set formal charges from the molecules (when they have them).
+        progress: show a tqdm progress bar.
+
+    Example:
+        >>> m = Molecule(np.array([8, 1, 1]), np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))
+        >>> rdkit_validity([m], [infer_bonds_edm(m.atomic_numbers, m.positions)]).smiles
+        ['O']
+    """
+    from rdkit import Chem, RDLogger
+    from tqdm.auto import tqdm
+
+    from symgen.molecules.io import to_rdkit
+
+    if len(bond_orders) != len(molecules):
+        raise ValueError(f"{len(bond_orders)} bond matrices for {len(molecules)} molecules")
+    n = len(molecules)
+    valid = np.zeros(n, dtype=bool)
+    frags = np.zeros(n, dtype=np.int64)
+    smiles, errors = [""] * n, [""] * n
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        for i in tqdm(range(n), desc="rdkit validity", disable=not progress, leave=False):
+            try:
+                mol = Chem.Mol(to_rdkit(molecules[i], bond_orders[i], charges=use_charges))
+                Chem.SanitizeMol(mol)
+            except Exception as err:  # RDKit sanitization errors are ValueError/RuntimeError
+                errors[i] = _first_line(err)
+                continue
+            parts = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+            largest = max(parts, default=mol, key=lambda p: p.GetNumAtoms())
+            valid[i], frags[i] = True, len(parts)
+            try:  # hydrogens implicit, like reference SMILES
+                largest = Chem.RemoveHs(largest)
+            except Exception:  # noqa: S110 - keep explicit hydrogens when RDKit refuses
+                pass
+            smiles[i] = Chem.MolToSmiles(largest, isomericSmiles=False)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return ValidityResult(valid, valid & (frags == 1), frags, smiles, errors)
+
+
+def canonical_smiles(smiles: Iterable[str], *, progress: bool = False) -> set[str]:
+    """Canonical RDKit SMILES without stereochemistry; unparsable or empty entries are skipped.
+
+    Example:
+        >>> sorted(canonical_smiles(["OCC", "C(O)C", "C[C@H](N)O", "not a smiles"]))
+        ['CC(N)O', 'CCO']
+    """
+    from rdkit import Chem, RDLogger
+    from tqdm.auto import tqdm
+
+    out = set()
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        for s in tqdm(smiles, desc="reference SMILES", disable=not progress, leave=False):
+            mol = Chem.MolFromSmiles(s) if s else None
+            if mol is not None:
+                out.add(Chem.MolToSmiles(mol, isomericSmiles=False))
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return out
+
+
+def uniqueness(smiles: Sequence[str]) -> float:
+    """``|set(valid)| / #valid`` over non-empty SMILES (NaN without valid ones).
+
+    Example:
+        >>> uniqueness(["C", "C", "O", ""])
+        0.6666666666666666
+    """
+    valid = [s for s in smiles if s]
+    return len(set(valid)) / len(valid) if valid else float("nan")
+
+
+def novelty(smiles: Sequence[str], reference: set[str]) -> float:
+    """Share of the unique valid SMILES that are not in ``reference`` (NaN without valid ones).
+
+    Example:
+        >>> novelty(["C", "C", "O", "N"], {"C"})
+        0.6666666666666666
+    """
+    unique = {s for s in smiles if s}
+    return len(unique - reference) / len(unique) if unique else float("nan")
+
+
+def _rank(z: int) -> tuple:
+    # display order: C first, then other heavy atoms alphabetically, H last
+    return (0,) if z == 6 else (2,) if z == 1 else (1, SYMBOLS.get(z, f"Z{z}"))
+
+
+def _sym(z: int) -> str:
+    return SYMBOLS.get(z, f"Z{z}")
+
+
+def bond_type_name(z1: int, z2: int, order: int) -> str:
+    """Bond type label, e.g. ``bond_type_name(1, 6, 1) == "C-H"``, ``(8, 6, 2) -> "C=O"``."""
+    a, b = sorted((int(z1), int(z2)), key=_rank)
+    return f"{_sym(a)}{_BOND_SYMBOL.get(int(order), '?')}{_sym(b)}"
+
+
+def angle_type_name(z_end1: int, z_center: int, z_end2: int) -> str:
+    """Angle type label ``X-Y-Z`` (centre in the middle), e.g. ``(1, 6, 8) -> "O-C-H"``."""
+    a, b = sorted((int(z_end1), int(z_end2)), key=_rank)
+    return f"{_sym(a)}-{_sym(int(z_center))}-{_sym(b)}"
+
+
+def bond_length_samples(
+    atomic_numbers: Int[np.ndarray, "b n"],
+    positions: Float[np.ndarray, "b n 3"],
+    bonds: Int[np.ndarray, "b n n"],
+) -> dict[str, np.ndarray]:
+    """Bond lengths (Å) of a padded batch grouped by bond type (:func:`bond_type_name`).
+
+    Example:
+        >>> z = np.array([[6, 8]]); x = np.array([[[0., 0, 0], [1.2, 0, 0]]])
+        >>> bond_length_samples(z, x, infer_bonds_edm(z, x))
+        {'C=O': array([1.2])}
+    """
+    a = np.asarray(bonds)
+    bi, ii, jj = np.nonzero(np.triu(a, 1))
+    if len(bi) == 0:
+        return {}
+    d = np.linalg.norm(positions[bi, ii] - positions[bi, jj], axis=-1)
+    zi, zj = atomic_numbers[bi, ii], atomic_numbers[bi, jj]
+    code = (np.minimum(zi, zj) * 256 + np.maximum(zi, zj)) * 4 + a[bi, ii, jj]
+    out = {}
+    for c in np.unique(code):
+        out[bond_type_name(int(c // 4 // 256), int(c // 4 % 256), int(c % 4))] = d[code == c]
+    return out
+
+
+def bond_angle_samples(
+    atomic_numbers: Int[np.ndarray, "b n"],
+    positions: Float[np.ndarray, "b n 3"],
+    bonds: Int[np.ndarray, "b n n"],
+) -> dict[str, np.ndarray]:
+    """Bond angles (degrees) at every atom with two bonded neighbours, grouped by angle type.
+
+    For bonded pairs (j, i) and (j, k) with ``i < k`` the angle is
+    ``arccos(<x_i - x_j, x_k - x_j> / (|x_i - x_j| |x_k - x_j|))``, typed ``X_i-X_j-X_k``.
+
+    Example:
+        >>> z = np.array([[8, 1, 1]]); x = np.array([[[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]])
+        >>> {k: np.round(v, 1) for k, v in bond_angle_samples(z, x, infer_bonds_edm(z, x)).items()}
+        {'H-O-H': array([104.5])}
+    """
+    adj = np.asarray(bonds) > 0
+    max_degree = int(adj.sum(-1).max()) if adj.size else 0
+    if max_degree < 2:
+        return {}
+    # neighbour table [b, j, :D] in increasing index order (bonded first, stable sort);
+    # memory stays O(b n n), not O(b n^3)
+    nbr = np.argsort(~adj, axis=-1, kind="stable")[..., :max_degree]
+    ok = np.take_along_axis(adj, nbr, axis=-1)
+    p_idx, q_idx = np.triu_indices(max_degree, 1)
+    pair_ok = ok[..., p_idx] & ok[..., q_idx]  # [b, j, P]
+    bi, jj, pp = np.nonzero(pair_ok)
+    if len(bi) == 0:
+        return {}
+    ii, kk = nbr[bi, jj, p_idx[pp]], nbr[bi, jj, q_idx[pp]]
+    u = positions[bi, ii] - positions[bi, jj]
+    v = positions[bi, kk] - positions[bi, jj]
+    cos = np.einsum("md,md->m", u, v) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+    ang = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    zi, zj, zk = atomic_numbers[bi, ii], atomic_numbers[bi, jj], atomic_numbers[bi, kk]
+    code = (zj * 256 + np.minimum(zi, zk)) * 256 + np.maximum(zi, zk)
+    out = {}
+    for c in np.unique(code):
+        out[angle_type_name(int(c % 256), int(c // 65536), int(c // 256 % 256))] = ang[code == c]
+    return out
+
+
+def atom_count_samples(
+    atomic_numbers: Int[np.ndarray, "b n"], mask: Bool[np.ndarray, "b n"]
+) -> dict[str, np.ndarray]:
+    """Per-molecule counts of each element (key: symbol) and of all atoms (key ``"atoms"``).
+
+    Example:
+        >>> z, mask = np.array([[8, 1, 1], [6, 8, 0]]), np.array([[1, 1, 1], [1, 1, 0]], bool)
+        >>> atom_count_samples(z, mask)
+        {'atoms': array([3, 2]), 'C': array([0, 1]), 'O': array([1, 1]), 'H': array([2, 0])}
+    """
+    z = np.where(mask, atomic_numbers, 0)
+    out = {"atoms": mask.sum(-1)}
+    for e in sorted(set(np.unique(z[mask]).tolist()), key=_rank):
+        out[_sym(e)] = (z == e).sum(-1)
+    return out
+
+
+def wasserstein_by_type(
+    generated: dict[str, np.ndarray], reference: dict[str, np.ndarray], *, min_count: int = 10
+) -> dict[str, float]:
+    """Wasserstein-1 distance per type between generated and reference samples.
+
+    ``W1(P, Q) = ∫ |F_P(t) - F_Q(t)| dt`` (``scipy.stats.wasserstein_distance``). Only types with
+    at least ``min_count`` reference samples are scored; a type the generated samples lack gets
+    ``inf``. The key ``"mean"`` is the mean over scored types weighted by reference counts
+    (finite types only; NaN when none).
+
+    Example:
+        >>> w = wasserstein_by_type({"C-C": np.array([1.5, 1.6])}, {"C-C": np.array([1.5, 1.5])},
+        ...                         min_count=1)
+        >>> round(w["C-C"], 3)
+        0.05
+    """
+    from scipy.stats import wasserstein_distance
+
+    out, weights = {}, {}
+    for key, ref in reference.items():
+        if len(ref) < min_count:
+            continue
+        gen = generated.get(key)
+        out[key] = (
+            float(wasserstein_distance(gen, ref)) if gen is not None and len(gen) else float("inf")
+        )
+        weights[key] = len(ref)
+    finite = [k for k in out if np.isfinite(out[k])]
+    total = sum(weights[k] for k in finite)
+    out["mean"] = sum(out[k] * weights[k] for k in finite) / total if total else float("nan")
+    return out
+
+
+def total_variation(generated: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
+    """Total-variation distance of the element frequencies implied by per-molecule counts.
+
+    ``TV = 1/2 Σ_e |p_gen(e) - p_ref(e)|`` with ``p(e) = Σ counts_e / Σ_e' Σ counts_e'``
+    (the key ``"atoms"`` is ignored).
+
+    Example:
+        >>> gen = {"C": np.array([1]), "H": np.array([3])}
+        >>> ref = {"C": np.array([1]), "H": np.array([1])}
+        >>> total_variation(gen, ref)
+        0.25
+    """
+    keys = sorted((set(generated) | set(reference)) - {"atoms"})
+
+    def freq(d: dict[str, np.ndarray]) -> np.ndarray:
+        c = np.array([float(np.sum(d.get(k, 0))) for k in keys])
+        return c / c.sum() if c.sum() > 0 else c
+
+    return float(0.5 * np.abs(freq(generated) - freq(reference)).sum())
+
+
+@dataclass(frozen=True)
+class StrainResult:
+    """MMFF94 energies of a set of molecules (kcal/mol; NaN where MMFF was not run).
+
+    Attributes:
+        energy: MMFF energy of the given geometry.
+        relaxed_energy: MMFF energy after relaxation.
+        strain: ``energy - relaxed_energy`` (≥ 0 up to numerical noise).
+        converged: the minimizer converged within ``max_iters``.
+        reasons: why MMFF was not run (``""`` where it was).
+    """
+
+    energy: np.ndarray
+    relaxed_energy: np.ndarray
+    strain: np.ndarray
+    converged: np.ndarray
+    reasons: list[str]
+
+    @property
+    def setup_rate(self) -> float:
+        """Share of molecules for which MMFF could be set up."""
+        return float(np.isfinite(self.strain).mean()) if len(self.strain) else float("nan")
+
+
+def mmff_strain(
+    molecules: Sequence[Molecule],
+    bond_orders: Sequence[np.ndarray],
+    *,
+    max_iters: int = 200,
+    progress: bool = False,
+) -> StrainResult:
+    """MMFF94 strain energy ``E_MMFF(x) - E_MMFF(relax(x))`` in kcal/mol per molecule.
+
+    A molecule is skipped (NaN, with a reason) when it does not sanitize, has implicit
+    hydrogens (strain needs every hydrogen placed), or lacks MMFF parameters
+    (``MMFFHasAllMoleculeParams``). Relaxation is ``MMFFGetMoleculeForceField(...).Minimize``
+    with at most ``max_iters`` iterations.
+
+    Example:
+        >>> from rdkit import Chem
+        >>> from rdkit.Chem import AllChem
+        >>> from symgen.molecules.io import from_rdkit
+        >>> m = Chem.AddHs(Chem.MolFromSmiles("CCO")); _ = AllChem.EmbedMolecule(m, randomSeed=1)
+        >>> mol = from_rdkit(m)
+        >>> r = mmff_strain([mol], [infer_bonds_edm(mol.atomic_numbers, mol.positions)])
+        >>> bool(r.strain[0] >= 0)
+        True
+    """
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import rdForceFieldHelpers as ffh
+    from tqdm.auto import tqdm
+
+    from symgen.molecules.io import to_rdkit
+
+    n = len(molecules)
+    e0 = np.full(n, np.nan)
+    e1 = np.full(n, np.nan)
+    conv = np.zeros(n, dtype=bool)
+    reasons = [""] * n
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        for i in tqdm(range(n), desc="MMFF strain", disable=not progress, leave=False):
+            try:
+                mol = Chem.Mol(to_rdkit(molecules[i], bond_orders[i]))
+                Chem.SanitizeMol(mol)
+            except Exception as err:
+                reasons[i] = f"not sanitizable: {_first_line(err)}"
+                continue
+            if any(a.GetNumImplicitHs() for a in mol.GetAtoms()):
+                reasons[i] = "implicit hydrogens (strain needs explicit hydrogens)"
+                continue
+            if not ffh.MMFFHasAllMoleculeParams(mol):
+                reasons[i] = "missing MMFF94 parameters"
+                continue
+            props = ffh.MMFFGetMoleculeProperties(mol)
+            ff = ffh.MMFFGetMoleculeForceField(mol, props) if props is not None else None
+            if ff is None:
+                reasons[i] = "MMFF94 force field could not be set up"
+                continue
+            e0[i] = ff.CalcEnergy()
+            conv[i] = ff.Minimize(maxIts=int(max_iters)) == 0
+            e1[i] = ff.CalcEnergy()
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return StrainResult(e0, e1, e0 - e1, conv, reasons)
+
+
+def geometry_bonds(molecule: Molecule) -> np.ndarray:
+    """EDM-inferred bond orders of one molecule (dense ``(k, k)``), used for geometry metrics."""
+    return infer_bonds_edm(
+        np.asarray(molecule.atomic_numbers, dtype=np.int64),
+        np.asarray(molecule.positions, dtype=np.float64),
+    )
