@@ -34,3 +34,19 @@ __all__ = [
     "make_graph",
     "symmetric_points",
 ]
+
+from symgen.testing.canon_contract import (  # noqa: E402
+    CanonicalizerContract,
+    CanonicalizerReport,
+    assert_canonicalizer,
+    assert_same_orbit_invariants,
+    canonical_atol,
+)
+
+__all__ += [
+    "CanonicalizerContract",
+    "CanonicalizerReport",
+    "assert_canonicalizer",
+    "assert_same_orbit_invariants",
+    "canonical_atol",
+]

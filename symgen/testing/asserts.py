@@ -38,6 +38,8 @@ def graph_distance(a: GeometricGraph, b: GeometricGraph, *, real_only: bool = Tr
         return float("inf")
     if (a.edge is None) != (b.edge is None):
         return float("inf")
+    a = a.replace(pos=a.pos.detach(), node=a.node.detach(), edge=None if a.edge is None else a.edge.detach())
+    b = b.replace(pos=b.pos.detach(), node=b.node.detach(), edge=None if b.edge is None else b.edge.detach())
     m = a.mask if real_only else torch.ones_like(a.mask)
     worst = 0.0
     for u, v in ((a.pos, b.pos), (a.node, b.node)):

@@ -113,11 +113,11 @@ def geometric_graphs(
     min_nodes: int = 1,
     max_nodes: int = 8,
     num_types: int = 3,
-    edge_features: st.SearchStrategy[int] | int = 0,
-    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64),
-    kinds: tuple[str, ...] = ("generic",),
+    edge_features: st.SearchStrategy | int = 0,
+    dtypes: tuple = (torch.float32, torch.float64),  # bare tuples: see _build_graph
+    kinds: tuple = ("generic",),
     extra_padding: bool = True,
-    pad_value: st.SearchStrategy[float] | float = 0.0,
+    pad_value: st.SearchStrategy | float = 0.0,
 ) -> GeometricGraph:
     """Hypothesis strategy for padded :class:`GeometricGraph` batches.
 
