@@ -69,6 +69,7 @@ class TrainConfig:
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     progress: bool = _opt(True, "show progress bars")
     # data
+    qm9_limit: int = _opt(0, "parse only the first N QM9 molecules (0: all; for tests and smoke runs)")
     train_limit: int = _opt(0, "use only the first N molecules of the training split (0: all 100,000)")
     val_limit: int = _opt(1000, "validation molecules used for the validation loss")
     cache_dir: str = _opt("", "symgen cache folder for QM9 and the canonical cache ('' = default)")
@@ -210,7 +211,7 @@ def _cache_dir(cfg: TrainConfig) -> str | None:
 
 def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> PreparedData:
     """Load QM9 (cached), split it, and canonicalize the training molecules once (cached)."""
-    full = load_qm9(_cache_dir(cfg), progress=progress)
+    full = load_qm9(_cache_dir(cfg), progress=progress, limit=cfg.qm9_limit or None)
     split = qm9_splits(len(full))
     train_idx = split["train"][: cfg.train_limit] if cfg.train_limit else split["train"]
     train = full.subset(train_idx)
@@ -220,7 +221,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> PreparedData:
     if cfg.canonicalize:
         from symgen.molecules.cache import resolve_cache_dir
 
-        key = hashlib.sha1(np.ascontiguousarray(train_idx).tobytes()).hexdigest()[:12]
+        key = hashlib.sha1(np.ascontiguousarray(train_idx).tobytes() + str(cfg.qm9_limit).encode()).hexdigest()[:12]
         path = resolve_cache_dir(_cache_dir(cfg)) / "qm9" / f"canonical_train_{key}.npz"
         if path.exists():
             from symgen.molecules.loader import CanonicalizedDataset

@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         report = cf.evaluate_molecules(mols, data, strain_molecules=args.strain_molecules)
         cf.save_samples(mols, report, out)
         print(report.table())
+    cf.write_json_atomic(out / "sampling.json", {
+        "num": args.num, "steps": args.steps, "molecules_per_second": rate, "device": args.device,
+        "checkpoint_step": int(state["step"]), "ema": not args.no_ema, "seed": args.seed})
     print(f"{args.num} molecules in {args.num / rate:.1f} s: {rate:.1f} molecules/s "
           f"({args.steps} steps, {args.device}, step {state['step']} checkpoint); outputs in {out}/")
     return 0
