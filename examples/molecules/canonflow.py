@@ -181,8 +181,14 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError("canonicalize and augment exclude each other: pick one")
     if cfg.prior == "aligned" and not cfg.canonicalize:
         raise ValueError("prior='aligned' puts noise on the canonical slice; it needs canonicalize=true")
-    if cfg.process == "diffusion" and cfg.coupling != "independent":
-        raise ValueError("diffusion trains on independent noise: use coupling='independent'")
+    if cfg.process == "diffusion":
+        if cfg.coupling != "independent":
+            raise ValueError("diffusion trains on independent noise: use coupling='independent'")
+        if cfg.prior != "centered":
+            raise ValueError("diffusion's forward process needs Gaussian noise: use prior='centered'")
+        if cfg.categorical != "continuous":
+            raise ValueError("diffusion treats atom types, charges and bonds as continuous one-hot "
+                             "channels: use categorical='continuous'")
     for name in ("batch_size", "max_steps", "log_every", "ckpt_every", "sample_steps", "width", "depth"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -254,7 +260,10 @@ def build_generator(cfg: TrainConfig, data: PreparedData, featurizer: MolecularF
     categorical = CategoricalPrior.from_data(stats_batch, SPEC, pseudo_count=1.0) \
         if cfg.categorical_source == "marginal" else CategoricalPrior(SPEC, cfg.categorical_source)
     canonicalizer = geometric_spectral_canonicalizer() if cfg.canonicalize else None
-    prior: Any = ProductPrior(CenteredGaussianPrior(features=False), categorical)
+    if cfg.categorical == "continuous":  # one-hot relaxation: Gaussian noise on every channel
+        prior: Any = CenteredGaussianPrior()
+    else:
+        prior = ProductPrior(CenteredGaussianPrior(features=False), categorical)
     if cfg.prior == "aligned":
         prior = AlignedPrior(prior, geometric_spectral_canonicalizer())
     coupling = {
