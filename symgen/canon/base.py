@@ -1,0 +1,73 @@
+"""The canonicalizer interface: canonical orbit representative, group element and tie margin."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from symgen.groups import Group
+from symgen.state import GeometricGraph
+
+__all__ = ["Canonicalization", "Canonicalizer"]
+
+
+@dataclass(frozen=True)
+class Canonicalization:
+    """The result of canonicalizing a batch ``x``.
+
+    Attributes:
+        representative: the canonical representative ``s = κ(x)``, same shapes and mask as ``x``.
+        element: the batched group element ``g`` with ``act(g, s) == x``.
+        margin: per-graph distance from a tie (e.g. a relative eigengap or the smallest gap
+            between consecutive sort keys); 0 means the canonical form is ambiguous.
+        flagged: ``margin < threshold``: the canonical form may differ for a transformed copy of
+            ``x``; the representative is still in the orbit of ``x`` (a documented fallback).
+        details: optional per-graph diagnostics, e.g. the raw relative eigengap and the raw order
+            gap when ``margin`` combines several decisions (keys are documented by each
+            canonicalizer); empty by default.
+    """
+
+    representative: GeometricGraph
+    element: Any
+    margin: Float[Tensor, " b"]
+    flagged: Bool[Tensor, " b"]
+    details: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Canonicalizer(ABC):
+    """Maps every graph to a canonical representative of its orbit under :attr:`group`.
+
+    Contract (checked by :class:`symgen.testing.CanonicalizerContract`):
+
+    * invariance: ``κ(act(g, x)) == κ(x)`` for unflagged inputs and every group element ``g``;
+    * reconstruction: ``act(element, representative) == x``;
+    * idempotence: ``κ(representative) == representative`` with the identity element;
+    * padding slots are left untouched; on flagged inputs the representative stays in the orbit.
+
+    A new canonicalizer is a subclass that sets ``group`` and implements :meth:`canonicalize`.
+
+    Example:
+        >>> from symgen.canon import CentroidCanonicalizer
+        >>> import torch
+        >>> x = GeometricGraph(torch.ones(1, 2, 3), torch.zeros(1, 2, 1),
+        ...                    torch.ones(1, 2, dtype=bool))
+        >>> CentroidCanonicalizer().canonicalize(x).representative.pos.abs().max().item()
+        0.0
+    """
+
+    #: The group whose orbits are canonicalized.
+    group: Group
+    #: Inputs with ``margin < threshold`` are flagged (0: never flagged, e.g. centring).
+    threshold: float = 0.0
+
+    @abstractmethod
+    def canonicalize(self, x: GeometricGraph) -> Canonicalization:
+        """Canonical representative, element with ``act(element, rep) == x``, margin and flag."""
+
+    def __call__(self, x: GeometricGraph) -> Canonicalization:
+        return self.canonicalize(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
