@@ -68,7 +68,7 @@ def toy_shapes(
     centring), and its invariants (e.g. sorted pairwise distances) are known from the shapes.
     Node features are one constant column.
 
-    Example:
+    Examples:
         >>> x = toy_shapes(4, generator=torch.Generator().manual_seed(0))
         >>> tuple(x.pos.shape)
         (4, 6, 3)
@@ -194,7 +194,7 @@ def conditional_variance(
 
     Compare conditions with the same estimator, data size and ``neighbours``.
 
-    Example:
+    Examples:
         >>> from symgen.priors import CenteredGaussianPrior
         >>> x = toy_shapes(256, generator=torch.Generator().manual_seed(0))
         >>> cv = conditional_variance(x, CenteredGaussianPrior(features=False), times=[0.5],

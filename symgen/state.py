@@ -20,7 +20,7 @@ def prefix_mask(num_nodes: Int[Tensor, " b"], max_nodes: int) -> Bool[Tensor, "b
 
     ``mask[i, j] = j < num_nodes[i]``.
 
-    Example:
+    Examples:
         >>> prefix_mask(torch.tensor([1, 3]), 3)
         tensor([[ True, False, False],
                 [ True,  True,  True]])
@@ -48,7 +48,7 @@ class GeometricGraph:
     shapes, dtypes, devices, finiteness (padding included, so that ``0 * value`` stays 0 in
     masked sums) and the mask, and raises :class:`StateError` naming the problem.
 
-    Example:
+    Examples:
         >>> g = GeometricGraph(pos=torch.zeros(2, 3, 3), node=torch.ones(2, 3, 1),
         ...                    mask=torch.tensor([[True, True, False], [True, True, True]]))
         >>> g.num_nodes.tolist()
@@ -212,7 +212,7 @@ class GeometricGraph:
             edge: optional per-graph edge features, each ``(k_i, k_i, e)``.
             max_nodes: padded size ``n`` (default: the largest ``k_i``).
 
-        Example:
+        Examples:
             >>> g = GeometricGraph.from_graphs([torch.zeros(2, 3), torch.ones(1, 3)],
             ...                                [torch.ones(2, 1), torch.ones(1, 1)])
             >>> g.mask.tolist()

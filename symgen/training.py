@@ -41,7 +41,7 @@ def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> 
     ``g = Generator(device).manual_seed(mix(seed, step))``; the mixing makes streams of
     neighbouring steps and seeds unrelated.
 
-    Example:
+    Examples:
         >>> a = torch.rand(2, generator=step_generator(0, 5))
         >>> torch.equal(a, torch.rand(2, generator=step_generator(0, 5)))
         True
@@ -60,7 +60,7 @@ class ExponentialMovingAverage:
 
     ``θ_ema <- decay · θ_ema + (1 - decay) · θ`` after each optimizer step (buffers are copied).
 
-    Example:
+    Examples:
         >>> net = nn.Linear(2, 2)
         >>> ema = ExponentialMovingAverage(net, decay=0.9)
         >>> ema.update(net)

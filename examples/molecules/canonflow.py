@@ -83,6 +83,8 @@ class TrainConfig:
     categorical: str = _opt("discrete", "categorical channels: discrete flow matching or continuous relaxation",
                             ("discrete", "continuous"))
     categorical_source: str = _opt("marginal", "categorical prior", ("uniform", "masked", "marginal"))
+    prediction: str = _opt("velocity", "flow-matching target: clean data x1 (velocity derived) or velocity",
+                           ("data", "velocity"))
     solver: str = _opt("euler", "flow-matching ODE solver", ("euler", "heun", "midpoint"))
     # network
     network: str = _opt("canon_transformer", "network", ("canon_transformer", "egnn", "e3nn"))
@@ -273,7 +275,8 @@ def build_generator(cfg: TrainConfig, data: PreparedData, featurizer: MolecularF
         "aligned_ot": AlignedOTCoupling,
     }[cfg.coupling]()
     if cfg.process == "flow":
-        process: Any = FlowMatching(solver=cfg.solver, spec=SPEC, categorical=cfg.categorical)
+        process: Any = FlowMatching(prediction=cfg.prediction, solver=cfg.solver, spec=SPEC,
+                                    categorical=cfg.categorical)
     else:
         process = VPDiffusion(spec=SPEC)
     model = build_network(cfg.network, **network_kwargs(cfg))

@@ -48,7 +48,7 @@ class Canonicalizer(ABC):
 
     A new canonicalizer is a subclass that sets ``group`` and implements :meth:`canonicalize`.
 
-    Example:
+    Examples:
         >>> from symgen.canon import CentroidCanonicalizer
         >>> import torch
         >>> x = GeometricGraph(torch.ones(1, 2, 3), torch.zeros(1, 2, 1),

@@ -31,7 +31,7 @@ class CentroidCanonicalizer(Canonicalizer):
     ``act(t, κ(x)) = x``. Never ambiguous: ``margin = inf`` and nothing is flagged. Padding
     slots are returned unchanged.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.tensor([[[0., 0, 0], [2, 0, 0]]]), torch.zeros(1, 2, 1),
         ...                    torch.ones(1, 2, dtype=torch.bool))
         >>> CentroidCanonicalizer().canonicalize(x).element.vector.tolist()
@@ -91,7 +91,7 @@ class PrincipalAxesCanonicalizer(Canonicalizer):
     spectra are flagged, graphs without extent (one node, coincident nodes) are not, since the
     frame from their common position is exactly equivariant.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.randn(2, 5, 3, dtype=torch.float64), torch.zeros(2, 5, 1,
         ...                    dtype=torch.float64), torch.ones(2, 5, dtype=torch.bool))
         >>> out = PrincipalAxesCanonicalizer().canonicalize(x)

@@ -76,7 +76,7 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
     atom off the centroid, ``e2`` from the next atom's orthogonal part, ``e3 = e1 × e2``. One
     node, coincident nodes and collinear nodes never produce NaN.
 
-    Example:
+    Examples:
         >>> types = torch.eye(3)[[0, 1, 2, 0, 1, 2]].expand(3, 6, 3)
         >>> x = GeometricGraph(torch.randn(3, 6, 3), types,
         ...                    torch.ones(3, 6, dtype=torch.bool))
@@ -235,7 +235,7 @@ def geometric_spectral_canonicalizer(
     ``permutation_rigid_group()`` and its representative has centroid 0. See the class for the
     algorithm, margins and fallbacks.
 
-    Example:
+    Examples:
         >>> canon = geometric_spectral_canonicalizer()
         >>> canon.group
         SymmetricGroup() × SE3(translation_scale=0.0)

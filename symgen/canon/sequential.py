@@ -30,7 +30,7 @@ def embed_element(g: Any, source: Group, target: Group, x: GeometricGraph) -> An
     :class:`~symgen.groups.DirectProduct` with a factor that accepts it (the other factors get
     their identity). Raise ``TypeError`` otherwise.
 
-    Example:
+    Examples:
         >>> from symgen.groups import permutation_rigid_group
         >>> x = GeometricGraph(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1),
         ...                    torch.ones(1, 2, dtype=torch.bool))
@@ -82,7 +82,7 @@ class SequentialCanonicalizer(Canonicalizer):
         group: the composite group ``G`` (whose elements the result carries).
         embed: optional ``embed(g, source_group, target_group, x)``; default :func:`embed_element`.
 
-    Example:
+    Examples:
         >>> from symgen.canon import CentroidCanonicalizer, PrincipalAxesCanonicalizer
         >>> canon = SequentialCanonicalizer(
         ...     CentroidCanonicalizer(), PrincipalAxesCanonicalizer(), group=SE3())

@@ -86,7 +86,7 @@ def spectral_keys(
     depend on the eigensolver's sign or basis choices; decisions can only change where two keys
     cross, which is what the order margin measures.
 
-    Example:
+    Examples:
         >>> x = torch.randn(1, 6, 3, dtype=torch.float64)
         >>> mask = torch.ones(1, 6, dtype=torch.bool)
         >>> k = spectral_keys(x, mask, torch.zeros(1, 6, 1, dtype=torch.float64))
@@ -160,7 +160,7 @@ class SpectralOrderCanonicalizer(Canonicalizer):
     non-identical real nodes (``inf`` for one node); flagged when ``< threshold``
     (default 1e-5, 10x the float32 round-off of the keys).
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.randn(2, 5, 3), torch.zeros(2, 5, 2),
         ...                    torch.ones(2, 5, dtype=torch.bool))
         >>> out = SpectralOrderCanonicalizer().canonicalize(x)
@@ -226,7 +226,7 @@ class LexicographicCanonicalizer(Canonicalizer):
     Equidistant atoms of one type (e.g. the hydrogens of a methyl group) are flagged: use
     :class:`SpectralOrderCanonicalizer` for an order that separates them.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.randn(1, 4, 3), torch.eye(4)[None],
         ...                    torch.ones(1, 4, dtype=torch.bool))
         >>> LexicographicCanonicalizer().canonicalize(x).flagged.tolist()

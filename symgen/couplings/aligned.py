@@ -24,7 +24,7 @@ def kabsch(
     Rotations are about the origin (centre the point sets first for the rigid-motion problem);
     rows are points, so the rotated set is ``source @ R.T``.
 
-    Example:
+    Examples:
         >>> p = torch.randn(1, 5, 3, dtype=torch.float64)
         >>> R = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
         >>> R = R * torch.linalg.det(R)  # make it proper
@@ -93,7 +93,7 @@ def align(
     is optimal given the other, so the cost never increases (equivariant flow matching, Klein
     et al. 2023; Song et al. 2023). Rotations are about the origin: use centred batches.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.randn(2, 5, 3), torch.zeros(2, 5, 1),
         ...                    torch.ones(2, 5, dtype=bool))
         >>> y = x.replace(pos=torch.randn(2, 5, 3))
@@ -143,7 +143,7 @@ class AlignedCoupling(Coupling):
     what equivariant flow matching uses; it shortens the paths and lowers the conditional
     variance without changing the model's target distribution after symmetrization.
 
-    Example:
+    Examples:
         >>> x0 = GeometricGraph(torch.randn(3, 5, 3), torch.zeros(3, 5, 1),
         ...                    torch.ones(3, 5, dtype=bool))
         >>> c = AlignedCoupling().couple(x0, x0.replace(pos=torch.randn(3, 5, 3)))

@@ -59,7 +59,7 @@ def pair_cost(
 ) -> Float[Tensor, " b"]:
     """Per-pair transport cost ``c_i = Σ_real |pos0 - pos1|² + w Σ_real |node0 - node1|²``.
 
-    Example:
+    Examples:
         >>> a = GeometricGraph(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1),
         ...                    torch.ones(1, 2, dtype=bool))
         >>> pair_cost(a, a.replace(pos=torch.ones(1, 2, 3))).tolist()
@@ -110,7 +110,7 @@ class Coupling(ABC):
     Every coupling keeps each marginal: ``x0`` rows are a re-indexing (and, for aligned
     couplings, a group transformation) of the prior batch, ``x1`` is the data batch.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.randn(4, 3, 3), torch.zeros(4, 3, 1),
         ...                    torch.ones(4, 3, dtype=bool))
         >>> IndependentCoupling().couple(x, x).source_index.tolist()

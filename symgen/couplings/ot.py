@@ -42,7 +42,7 @@ def assignment(cost: Float[Tensor, "m k"], solver: str = "auto") -> Int[Tensor, 
     ``scipy.optimize.linear_sum_assignment``; ``"auto"`` tries POT and falls back to SciPy when
     POT is not installed (or, rarely, returns a non-permutation plan).
 
-    Example:
+    Examples:
         >>> assignment(torch.tensor([[0., 1.], [1., 0.]])).tolist()
         [0, 1]
     """
@@ -83,7 +83,7 @@ class MinibatchOTCoupling(Coupling):
     exactly. Plans are solved with POT's ``ot.emd`` when installed, else SciPy's
     ``linear_sum_assignment`` (same optimum).
 
-    Example:
+    Examples:
         >>> x0 = GeometricGraph(torch.randn(8, 4, 3), torch.zeros(8, 4, 1),
         ...                    torch.ones(8, 4, dtype=bool))
         >>> x1 = x0.replace(pos=torch.randn(8, 4, 3))

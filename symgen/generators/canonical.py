@@ -28,7 +28,7 @@ __all__ = ["CanonicalGenerator", "size_histogram"]
 def size_histogram(data: GeometricGraph) -> Int[Tensor, " m"]:
     """Counts of graph sizes: ``hist[k]`` = number of graphs in ``data`` with ``k`` real nodes.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.zeros(3, 2, 3), torch.zeros(3, 2, 1),
         ...                    torch.tensor([[True, True], [True, False], [True, True]]))
         >>> size_histogram(x).tolist()
@@ -94,7 +94,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
     With a centred prior the network is wrapped in :class:`ZeroCoMNetwork` and the data are
     centred, so positions stay zero-CoM along the whole path.
 
-    Example:
+    Examples:
         >>> from symgen.priors import CenteredGaussianPrior
         >>> from symgen.generators import FlowMatching
         >>> class Zero(torch.nn.Module):

@@ -109,7 +109,7 @@ def decode_categorical(x: GeometricGraph, spec: CategoricalSpec) -> GeometricGra
     Edges are decoded from the symmetrized values and are zero on the diagonal and padding.
     Continuous node columns are left as they are.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.zeros(1, 2, 3), torch.tensor([[[0.2, 0.9], [0.7, 0.1]]]),
         ...                    torch.ones(1, 2, dtype=bool))
         >>> decode_categorical(x, CategoricalSpec((2,))).node.tolist()

@@ -59,7 +59,7 @@ class VPDiffusion(Process):
 
     With ``spec`` the categorical channels are decoded to one-hot by argmax at the end.
 
-    Example:
+    Examples:
         >>> VPDiffusion(prediction="epsilon")
         VPDiffusion(schedule=CosineSchedule(s=0.008), prediction='epsilon', sampler='dpm2m')
     """

@@ -60,7 +60,7 @@ class FlowMatching(Process):
     Categorical tokens take one jump per step, from the logits at the step's start. With
     ``prediction="data"`` Heun's last step is an Euler step (the velocity is singular at t = 1).
 
-    Example:
+    Examples:
         >>> fm = FlowMatching(prediction="velocity", solver="heun")
         >>> fm
         FlowMatching(prediction='velocity', solver='heun', spec=None, categorical='discrete')

@@ -45,7 +45,7 @@ class CosineSchedule(NoiseSchedule):
 
     ``ᾱ(τ) = cos²(π/2 · (τ + s)/(1 + s)) / cos²(π/2 · s/(1 + s))``.
 
-    Example:
+    Examples:
         >>> s = CosineSchedule()
         >>> float(s.alpha(torch.tensor([1.0]))), float(s.alpha(torch.tensor([0.0]))) < 0.01
         (1.0, True)
@@ -66,7 +66,7 @@ class CosineSchedule(NoiseSchedule):
 class PolynomialSchedule(NoiseSchedule):
     """Polynomial schedule (Hoogeboom et al. 2022, EDM): ``ᾱ(τ) = (1 - τ^p)²``.
 
-    Example:
+    Examples:
         >>> s = PolynomialSchedule(power=2.0)
         >>> float(s.alpha_bar(torch.tensor([0.5])))
         0.5625

@@ -24,7 +24,7 @@ class Group(ABC):
     Subclasses implement every abstract method with the same signature. A new group is tested
     by subclassing :class:`symgen.testing.GroupContract`.
 
-    Example:
+    Examples:
         >>> from symgen.groups import SO3
         >>> x = GeometricGraph(torch.randn(2, 4, 3), torch.zeros(2, 4, 1), torch.ones(2, 4, dtype=bool))
         >>> g = SO3().sample(x, generator=torch.Generator().manual_seed(0))

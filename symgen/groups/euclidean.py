@@ -122,7 +122,7 @@ class SO3(Group):
     ``inverse(R) = R.T``. ``sample`` draws from the Haar measure (normalized Gaussian
     quaternions), whose rotation angle θ has density ``(1 - cos θ) / π`` on [0, π].
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.tensor([[[1., 0., 0.]]]), torch.zeros(1, 1, 1),
         ...                    torch.ones(1, 1, dtype=bool))
         >>> R = axis_angle_to_matrix(torch.tensor([0., 0., 1.]), torch.tensor(math.pi / 2))
@@ -162,7 +162,7 @@ class Translations(Group):
     ``t ~ N(0, scale² I)``, a convenient proposal for tests, not an invariant measure. Generative
     models in symgen handle translations by centring (zero centroid) instead of sampling them.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1),
         ...                    torch.tensor([[True, False]]))
         >>> Translations().act(Translation(torch.ones(1, 3)), x).pos[0].tolist()
@@ -213,7 +213,7 @@ class SE3(Group):
     ``translation_scale = 0`` gives pure rotations: "symmetrize at generation" in symgen means a
     random rotation (and permutation) with the centroid kept at the origin.
 
-    Example:
+    Examples:
         >>> x = GeometricGraph(torch.randn(2, 3, 3), torch.zeros(2, 3, 1), torch.ones(2, 3, dtype=bool))
         >>> G = SE3(translation_scale=1.0)
         >>> g = G.sample(x, generator=torch.Generator().manual_seed(0))

@@ -31,7 +31,7 @@ class DirectProduct(Group):
     ``symgen.testing.assert_action_homomorphism`` fails for such a "product". Composition, inverse and sampling are
     componentwise (the Haar measure of a product is the product of Haar measures).
 
-    Example:
+    Examples:
         >>> G = permutation_rigid_group()        # S_n × SE(3)
         >>> x = GeometricGraph(torch.randn(1, 4, 3), torch.zeros(1, 4, 2), torch.ones(1, 4, dtype=bool))
         >>> g = G.sample(x, generator=torch.Generator().manual_seed(1))

@@ -20,7 +20,7 @@ class Permutation:
     ``e'[j, k] = e[perm[j], perm[k]]``. Padding slots are fixed points: ``perm[i, j] = j`` for
     ``j >= k_i``.
 
-    Example:
+    Examples:
         >>> p = Permutation(torch.tensor([[1, 0, 2]]))
         >>> p.perm.shape
         torch.Size([1, 3])
@@ -66,7 +66,7 @@ class SymmetricGroup(Group):
     ``inverse(p)[p[j]] = j``. The Haar measure is the uniform distribution over the ``k_i!``
     permutations of the real slots of graph ``i``; padding is never moved.
 
-    Example:
+    Examples:
         >>> S = SymmetricGroup()
         >>> x = GeometricGraph(torch.arange(9.).reshape(1, 3, 3), torch.zeros(1, 3, 1),
         ...                    torch.tensor([[True, True, False]]))

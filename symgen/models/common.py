@@ -39,7 +39,7 @@ def sinusoidal_embedding(
     ``emb(x) = [sin(x ω_0), ..., sin(x ω_{k-1}), cos(x ω_0), ..., cos(x ω_{k-1})]`` with
     ``k = dim // 2`` and ``ω_i = max_period^(-i / k)``; an odd ``dim`` gets one extra zero column.
 
-    Example:
+    Examples:
         >>> sinusoidal_embedding(torch.tensor([0.0, 1.0]), 4).shape
         torch.Size([2, 4])
     """
@@ -59,7 +59,7 @@ def sinusoidal_embedding(
 def mlp(dims: list[int], act: type[nn.Module] = nn.SiLU, last_act: bool = False) -> nn.Sequential:
     """A plain MLP ``Linear -> act -> ... -> Linear`` through the widths ``dims``.
 
-    Example:
+    Examples:
         >>> mlp([4, 8, 2])(torch.zeros(3, 4)).shape
         torch.Size([3, 2])
     """
@@ -79,7 +79,7 @@ class TimeEmbedding(nn.Module):
     ``emb(t) = W_2 silu(W_1 sin_cos(scale · t))`` with ``scale = 1000`` so that the sinusoid
     frequencies resolve the unit interval.
 
-    Example:
+    Examples:
         >>> TimeEmbedding(16)(torch.rand(5)).shape
         torch.Size([5, 16])
     """
@@ -101,7 +101,7 @@ class GaussianBasis(nn.Module):
     ``[0, cutoff]`` and ``σ`` their spacing. Distances beyond ``cutoff`` decay smoothly (no hard
     cut), which suits fully connected molecular graphs.
 
-    Example:
+    Examples:
         >>> GaussianBasis(8, cutoff=5.0)(torch.tensor([0.0, 2.5])).shape
         torch.Size([2, 8])
     """
@@ -122,7 +122,7 @@ class GaussianBasis(nn.Module):
 def masked_mean(values: Float[Tensor, "b n d"], mask: Bool[Tensor, "b n"]) -> Float[Tensor, "b d"]:
     """Mean over the real nodes of each graph: ``Σ_j m_j v_j / Σ_j m_j``.
 
-    Example:
+    Examples:
         >>> mask = torch.tensor([[True, True, False]])
         >>> masked_mean(torch.tensor([[[1.0], [3.0], [100.0]]]), mask)
         tensor([[2.]])
@@ -138,7 +138,7 @@ def remove_mean(
 
     ``v'_i = m_i (v_i - masked_mean(v))``.
 
-    Example:
+    Examples:
         >>> mask = torch.tensor([[True, True, False]])
         >>> v = remove_mean(torch.tensor([[[1.0], [3.0], [9.0]]]), mask)
         >>> v[0, :, 0].tolist()
@@ -151,7 +151,7 @@ def remove_mean(
 def pair_mask(mask: Bool[Tensor, "b n"], *, self_loops: bool = False) -> Bool[Tensor, "b n n"]:
     """``True`` on pairs (i, j) of real nodes (with ``i != j`` unless ``self_loops``).
 
-    Example:
+    Examples:
         >>> pair_mask(torch.tensor([[True, True, False]]))[0].int().tolist()
         [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
     """
@@ -183,7 +183,7 @@ class RealPairs:
 def real_pairs(mask: Bool[Tensor, "b n"]) -> RealPairs:
     """Enumerate the ordered pairs of distinct real nodes (messages j -> i) of every graph.
 
-    Example:
+    Examples:
         >>> p = real_pairs(torch.tensor([[True, True, False]]))
         >>> p.dst.tolist(), p.src.tolist()
         ([0, 1], [1, 0])

@@ -169,7 +169,7 @@ class E3NNNetwork(nn.Module):
     Args:
         config: an :class:`E3NNConfig`; or give its fields as keyword arguments.
 
-    Example:
+    Examples:
         >>> net = E3NNNetwork(node_in=3, node_out=3, scalars=8, vectors=4, depth=2)
         >>> mask = torch.ones(2, 5, dtype=torch.bool)
         >>> x = GeometricGraph(torch.randn(2, 5, 3), torch.rand(2, 5, 3), mask)

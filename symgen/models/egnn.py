@@ -129,7 +129,7 @@ class EGNN(nn.Module):
     Args:
         config: an :class:`EGNNConfig`; or give its fields as keyword arguments.
 
-    Example:
+    Examples:
         >>> net = EGNN(node_in=3, node_out=3, width=16, depth=2)
         >>> mask = torch.ones(2, 5, dtype=torch.bool)
         >>> x = GeometricGraph(torch.randn(2, 5, 3), torch.rand(2, 5, 3), mask)

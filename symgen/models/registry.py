@@ -21,7 +21,7 @@ def build_network(name: str, **config: Any) -> nn.Module:
     Raises:
         ValueError: for an unknown name or a config field the network does not have.
 
-    Example:
+    Examples:
         >>> net = build_network("egnn", node_in=8, node_out=8, width=16, depth=1)
         >>> type(net).__name__
         'EGNN'

@@ -50,7 +50,7 @@ class CanonTransformerConfig:
         update_pair: update the pair representation from the tokens after every block.
         zero_com: remove the masked mean from the positional output (for centred targets).
 
-    Example:
+    Examples:
         >>> cfg = CanonTransformerConfig(node_in=8, node_out=8, edge_in=4, edge_out=4, width=32,
         ...                              depth=2, heads=4, pair_width=8)
         >>> CanonTransformer(cfg).config.width
@@ -174,7 +174,7 @@ class CanonTransformer(nn.Module):
     Args:
         config: a :class:`CanonTransformerConfig`; or give its fields as keyword arguments.
 
-    Example:
+    Examples:
         >>> net = CanonTransformer(node_in=3, node_out=3, width=16, depth=1, heads=2, pair_width=4)
         >>> mask = torch.ones(2, 5, dtype=torch.bool)
         >>> x = GeometricGraph(torch.randn(2, 5, 3), torch.rand(2, 5, 3), mask)

@@ -190,7 +190,7 @@ def infer_bonds_edm(
     Returns:
         Integer bond orders, shape ``(..., n, n)``.
 
-    Example:
+    Examples:
         >>> z = np.array([6, 6]); x = np.array([[0., 0, 0], [1.20, 0, 0]])
         >>> int(infer_bonds_edm(z, x)[0, 1])   # 120 pm < 120 + 3: a C#C triple bond
         3
@@ -228,7 +228,7 @@ def bond_matrix(
     Raises:
         ValueError: an index is out of range, a bond is a self-loop, or an order is not 1..3.
 
-    Example:
+    Examples:
         >>> bond_matrix(3, np.array([[0, 1], [1, 2]]), np.array([2, 1])).sum(1).tolist()
         [2, 3, 1]
     """
@@ -261,7 +261,7 @@ def allowed_valence(
     uses :data:`CHARGED_ALLOWED_VALENCES` with ``charges`` (default all neutral). Unknown
     elements, charges outside -4..4 and valences above 16 are never allowed.
 
-    Example:
+    Examples:
         >>> z, v, q = np.array([7, 7]), np.array([4, 4]), np.array([0, 1])
         >>> allowed_valence(z, v, q, table="charged").tolist()
         [False, True]
@@ -319,7 +319,7 @@ def stability_from_bonds(
     ``valence_i = sum_j A_ij``; atom i is stable when ``valence_i`` is allowed for ``Z_i``
     (and ``charge_i`` with ``table="charged"``); a molecule is stable when all atoms are.
 
-    Example:
+    Examples:
         >>> z = np.array([[6, 1, 1, 1, 1]]); a = np.zeros((1, 5, 5), dtype=np.int64)
         >>> a[0, 0, 1:] = a[0, 1:, 0] = 1                      # methane
         >>> stability_from_bonds(z, a, np.ones((1, 5), bool)).molecule_stable.tolist()
@@ -343,7 +343,7 @@ def stability_edm(
 ) -> StabilityResult:
     """EDM-protocol stability from geometry alone: :func:`infer_bonds_edm` then the EDM valences.
 
-    Example:
+    Examples:
         >>> z = np.array([[6, 1, 1, 1, 1]])
         >>> x = np.array([[[0, 0, 0], [.63, .63, .63], [-.63, -.63, .63], [-.63, .63, -.63],
         ...                [.63, -.63, -.63]]], dtype=float)
@@ -362,7 +362,7 @@ def stability_charged(
 ) -> StabilityResult:
     """Charge-aware stability of generated bonds and charges (:data:`CHARGED_ALLOWED_VALENCES`).
 
-    Example:
+    Examples:
         >>> z = np.array([[7, 1, 1, 1, 1]]); q = np.array([[1, 0, 0, 0, 0]])   # ammonium NH4+
         >>> a = np.zeros((1, 5, 5), dtype=np.int64); a[0, 0, 1:] = a[0, 1:, 0] = 1
         >>> stability_charged(z, q, a, np.ones((1, 5), bool)).molecule_stable.tolist()
@@ -393,7 +393,7 @@ def stability_edm_reference(
     The baseline that :func:`stability_edm` is tested and benchmarked against; it mirrors the
     published per-molecule procedure. Returns ``(molecule_stable, num_stable_atoms, num_atoms)``.
 
-    Example:
+    Examples:
         >>> stability_edm_reference([8, 1, 1], [[0, 0, 0], [.96, 0, 0], [-.24, .93, 0]])
         (True, 3, 3)
     """

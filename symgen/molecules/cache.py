@@ -62,7 +62,7 @@ class CacheFormatError(CacheError):
 def default_cache_dir() -> Path:
     """The default cache folder: ``$SYMGEN_CACHE`` if set, else ``~/.cache/symgen``.
 
-    Example:
+    Examples:
         >>> isinstance(default_cache_dir(), Path)
         True
     """

@@ -130,7 +130,7 @@ class EvaluationReport:
         details: per-type breakdowns, e.g. ``details["bond_length_w1"]["C-H"]``.
         names: the input molecules' names (for the failure listing).
 
-    Example:
+    Examples:
         >>> xyz = np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
         >>> water = Molecule(np.array([8, 1, 1]), xyz)
         >>> r = evaluate([water], max_strain_molecules=0)
@@ -328,7 +328,7 @@ def evaluate(
     Returns:
         An :class:`EvaluationReport`.
 
-    Example:
+    Examples:
         >>> ch4 = Molecule(np.array([6, 1, 1, 1, 1]), np.array([[0, 0, 0], [.63, .63, .63],
         ...     [-.63, -.63, .63], [-.63, .63, -.63], [.63, -.63, -.63]], dtype=float))
         >>> evaluate([ch4, ch4], max_strain_molecules=0)["uniqueness"]

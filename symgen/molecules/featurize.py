@@ -72,7 +72,7 @@ def allowed_valence(atomic_number: int, charge: int = 0) -> int:
     bonds is ``g`` if ``g <= 4`` else ``8 - g`` (``2 - g`` for hydrogen). So H 1, C 4 (C⁻ 3),
     N 3 (N⁺ 4, N⁻ 2), O 2 (O⁻ 1, O⁺ 3), F 1. Hypervalent P/S states are not covered.
 
-    Example:
+    Examples:
         >>> allowed_valence(7, +1), allowed_valence(8, -1), allowed_valence(6)
         (4, 1, 4)
     """
@@ -121,7 +121,7 @@ class FeatureLayout:
         bond_orders: kekulized bond-order classes of the edge channels; must be ``(0, 1, 2, 3)``
             or a prefix of it.
 
-    Example:
+    Examples:
         >>> lay = FeatureLayout.geom()
         >>> lay.num_types, lay.charges, lay.node_dim
         (16, (-2, -1, 0, 1, 2, 3), 22)
@@ -235,7 +235,7 @@ class MolecularFeaturizer:
         dtype: floating dtype of the produced tensors.
         with_edges: produce edge features (``False``: ``edge=None``).
 
-    Example:
+    Examples:
         >>> xyz = np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]])
         >>> water = Molecule(np.array([8, 1, 1]), xyz,
         ...                  np.zeros(3, int), np.array([[0, 1], [0, 2]]), np.array([1, 1]))

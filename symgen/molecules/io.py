@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
 from jaxtyping import Int
 
@@ -47,7 +49,7 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
 
     Readers never see a half-written file; on error the temporary file is removed.
 
-    Example:
+    Examples:
         >>> atomic_write("/tmp/hello.txt", "hi\\n")
     """
     path = Path(path)
@@ -98,7 +100,7 @@ def to_rdkit(
     *,
     charges: bool = True,
     sanitize: bool = False,
-):
+) -> Any:
     """Build an RDKit ``Mol`` (atoms, formal charges, bonds and a 3D conformer) from a molecule.
 
     Bonds come from ``bond_orders`` (a dense symmetric ``(k, k)`` matrix of orders 0..3) when
@@ -113,12 +115,12 @@ def to_rdkit(
         sanitize: run ``Chem.SanitizeMol`` (raises RDKit's sanitization errors).
 
     Returns:
-        An ``rdkit.Chem.Mol``; unsanitized unless ``sanitize=True``.
+        rdkit.Chem.Mol: the molecule; unsanitized unless ``sanitize=True``.
 
     Raises:
         ValueError: unknown elements, non-finite coordinates or inconsistent shapes/bonds.
 
-    Example:
+    Examples:
         >>> xyz = np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
         >>> water = Molecule(np.array([8, 1, 1]), xyz)
         >>> from rdkit import Chem
@@ -170,7 +172,7 @@ def from_rdkit(mol, name: str | None = None) -> Molecule:
         ValueError: no conformer, or aromatic bonds that cannot be kekulized, or bond types
             other than single/double/triple/aromatic.
 
-    Example:
+    Examples:
         >>> from rdkit import Chem
         >>> from rdkit.Chem import AllChem
         >>> m = Chem.AddHs(Chem.MolFromSmiles("C=O")); _ = AllChem.EmbedMolecule(m, randomSeed=0)
@@ -228,7 +230,7 @@ def read_sdf(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
         FileNotFoundError: the file does not exist.
         ValueError: an unreadable record (with ``errors="raise"``), or a bad ``errors`` value.
 
-    Example:
+    Examples:
         >>> mols = read_sdf("samples.sdf")  # doctest: +SKIP
     """
     from rdkit import Chem, RDLogger
@@ -265,7 +267,7 @@ def write_sdf(molecules: Sequence[Molecule], path: str | os.PathLike) -> None:
     Raises:
         ValueError: a molecule with unknown elements or non-finite coordinates (named by index).
 
-    Example:
+    Examples:
         >>> write_sdf([Molecule(np.array([6, 8]), np.array([[0., 0, 0], [1.13, 0, 0]]))],
         ...           "/tmp/co.sdf")
     """
@@ -297,7 +299,7 @@ def read_xyz(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
     Raises:
         ValueError: a malformed block (bad count, too few lines, unparsable coordinates).
 
-    Example:
+    Examples:
         >>> mols = read_xyz("samples.xyz")  # doctest: +SKIP
     """
     if errors not in ("raise", "keep"):
@@ -343,7 +345,7 @@ def read_xyz(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
 def write_xyz(molecules: Sequence[Molecule], path: str | os.PathLike) -> None:
     """Write molecules to a multi-molecule XYZ file atomically (coordinates in Å, 6 decimals).
 
-    Example:
+    Examples:
         >>> write_xyz([Molecule(np.array([1, 1]), np.array([[0., 0, 0], [.74, 0, 0]]), name="H2")],
         ...           "/tmp/h2.xyz")
     """
@@ -377,7 +379,7 @@ def draw_grid_png(
     sanitization are drawn as they are; molecules that cannot be converted at all are drawn
     as empty panels with their legend.
 
-    Example:
+    Examples:
         >>> png = draw_grid_png([Molecule(np.array([8, 1, 1]),
         ...                              np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))])
         >>> png[:4] == b"\\x89PNG"
@@ -508,7 +510,7 @@ def write_html_3d(
     small inline script (orthographic projection, painter's algorithm, drag to rotate). It
     loads nothing from the network. Bonds are the molecules' own or EDM-inferred.
 
-    Example:
+    Examples:
         >>> write_html_3d([Molecule(np.array([8, 1, 1]),
         ...                         np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))],
         ...               "/tmp/water.html")

@@ -49,7 +49,7 @@ CANONICAL_FORMAT = "symgen-canonicalized-dataset/1"
 def padding_fraction(num_atoms: np.ndarray, batches: Sequence[np.ndarray]) -> float:
     """Fraction of padded node slots: ``1 - Σ_batches Σ k_i / Σ_batches (b · max k_i)``.
 
-    Example:
+    Examples:
         >>> round(padding_fraction(np.array([1, 3]), [np.array([0, 1])]), 4)
         0.3333
     """
@@ -129,10 +129,12 @@ class MoleculeLoader:
         dataset: the molecules.
         batch_size: molecules per batch.
         featurizer: channel encoding (default :class:`MolecularFeaturizer` with the QM9 layout).
-        bucket_batches, shuffle, drop_last: see :class:`SizeBucketBatcher`.
+        bucket_batches: batches per size-sorted pool (see :class:`SizeBucketBatcher`).
+        shuffle: random order (see :class:`SizeBucketBatcher`).
+        drop_last: drop the final incomplete batch.
         generator: randomness for shuffling (``None``: torch's default generator).
 
-    Example:
+    Examples:
         >>> from symgen.molecules.molecule import Molecule
         >>> m = Molecule(np.array([6, 1]), np.zeros((2, 3)), np.zeros(2, int),
         ...              np.array([[0, 1]]), np.array([1]))
@@ -295,7 +297,7 @@ def canonicalize_dataset(
         progress: progress bar.
         path: if given, save the result there atomically (nothing is written if any batch fails).
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> from symgen.molecules.molecule import Molecule
         >>> ds = MoleculeDataset.from_molecules([Molecule(np.array([6, 1]), np.eye(2, 3))])

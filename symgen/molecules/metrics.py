@@ -67,7 +67,7 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
     Returns an empty list for a sound molecule, else one message per problem. Overlap means
     two atoms closer than ``min_distance`` Å.
 
-    Example:
+    Examples:
         >>> check_molecule(Molecule(np.array([6, 6]), np.array([[0., 0, 0], [0.1, 0, 0]])))
         ['overlapping atoms 0 and 1 (0.100 Å apart)']
     """
@@ -100,7 +100,7 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
 def check_bonds(molecule: Molecule) -> list[str]:
     """Problems with a molecule's own bonds (none when it has no bonds).
 
-    Example:
+    Examples:
         >>> check_bonds(Molecule(np.array([1, 1]), np.zeros((2, 3)), bonds=np.array([[0, 2]]),
         ...                      bond_orders=np.array([1])))
         ['bad bonds: bond index out of range for 2 atoms']
@@ -143,7 +143,7 @@ class PaddedMolecules:
 def pad_molecules(molecules: Sequence[Molecule]) -> PaddedMolecules:
     """Stack molecules into a padded batch (call :func:`check_molecule` first).
 
-    Example:
+    Examples:
         >>> p = pad_molecules([Molecule(np.array([1, 1]), np.zeros((2, 3))),
         ...                    Molecule(np.array([8]), np.zeros((1, 3)))])
         >>> p.mask.tolist()
@@ -180,7 +180,7 @@ def iter_chunks(molecules: Sequence[Molecule], max_entries: int = 2_000_000):
     ``molecules`` of the chunk's rows. Each chunk has at most ~``max_entries`` atom pairs
     (``b * n * n``), which bounds the memory of the ``(b, n, n)`` pair arrays.
 
-    Example:
+    Examples:
         >>> mols = [Molecule(np.array([6] * k), np.zeros((k, 3))) for k in (3, 1, 2)]
         >>> [(idx.tolist(), p.mask.shape) for idx, p in iter_chunks(mols, max_entries=8)]
         [([1, 2], (2, 2)), ([0], (1, 3))]
@@ -240,7 +240,7 @@ def rdkit_validity(
         use_charges: set formal charges from the molecules (when they have them).
         progress: show a tqdm progress bar.
 
-    Example:
+    Examples:
         >>> m = Molecule(np.array([8, 1, 1]), np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))
         >>> rdkit_validity([m], [infer_bonds_edm(m.atomic_numbers, m.positions)]).smiles
         ['O']
@@ -281,7 +281,7 @@ def rdkit_validity(
 def canonical_smiles(smiles: Iterable[str], *, progress: bool = False) -> set[str]:
     """Canonical RDKit SMILES without stereochemistry; unparsable or empty entries are skipped.
 
-    Example:
+    Examples:
         >>> sorted(canonical_smiles(["OCC", "C(O)C", "C[C@H](N)O", "not a smiles"]))
         ['CC(N)O', 'CCO']
     """
@@ -303,7 +303,7 @@ def canonical_smiles(smiles: Iterable[str], *, progress: bool = False) -> set[st
 def uniqueness(smiles: Sequence[str]) -> float:
     """``|set(valid)| / #valid`` over non-empty SMILES (NaN without valid ones).
 
-    Example:
+    Examples:
         >>> uniqueness(["C", "C", "O", ""])
         0.6666666666666666
     """
@@ -314,7 +314,7 @@ def uniqueness(smiles: Sequence[str]) -> float:
 def novelty(smiles: Sequence[str], reference: set[str]) -> float:
     """Share of the unique valid SMILES that are not in ``reference`` (NaN without valid ones).
 
-    Example:
+    Examples:
         >>> novelty(["C", "C", "O", "N"], {"C"})
         0.6666666666666666
     """
@@ -350,7 +350,7 @@ def bond_length_samples(
 ) -> dict[str, np.ndarray]:
     """Bond lengths (Å) of a padded batch grouped by bond type (:func:`bond_type_name`).
 
-    Example:
+    Examples:
         >>> z = np.array([[6, 8]]); x = np.array([[[0., 0, 0], [1.2, 0, 0]]])
         >>> bond_length_samples(z, x, infer_bonds_edm(z, x))
         {'C=O': array([1.2])}
@@ -378,7 +378,7 @@ def bond_angle_samples(
     For bonded pairs (j, i) and (j, k) with ``i < k`` the angle is
     ``arccos(<x_i - x_j, x_k - x_j> / (|x_i - x_j| |x_k - x_j|))``, typed ``X_i-X_j-X_k``.
 
-    Example:
+    Examples:
         >>> z = np.array([[8, 1, 1]]); x = np.array([[[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]])
         >>> {k: np.round(v, 1) for k, v in bond_angle_samples(z, x, infer_bonds_edm(z, x)).items()}
         {'H-O-H': array([104.5])}
@@ -414,7 +414,7 @@ def atom_count_samples(
 ) -> dict[str, np.ndarray]:
     """Per-molecule counts of each element (key: symbol) and of all atoms (key ``"atoms"``).
 
-    Example:
+    Examples:
         >>> z, mask = np.array([[8, 1, 1], [6, 8, 0]]), np.array([[1, 1, 1], [1, 1, 0]], bool)
         >>> atom_count_samples(z, mask)
         {'atoms': array([3, 2]), 'C': array([0, 1]), 'O': array([1, 1]), 'H': array([2, 0])}
@@ -436,7 +436,7 @@ def wasserstein_by_type(
     ``inf``. The key ``"mean"`` is the mean over scored types weighted by reference counts
     (finite types only; NaN when none).
 
-    Example:
+    Examples:
         >>> w = wasserstein_by_type({"C-C": np.array([1.5, 1.6])}, {"C-C": np.array([1.5, 1.5])},
         ...                         min_count=1)
         >>> round(w["C-C"], 3)
@@ -465,7 +465,7 @@ def total_variation(generated: dict[str, np.ndarray], reference: dict[str, np.nd
     ``TV = 1/2 Σ_e |p_gen(e) - p_ref(e)|`` with ``p(e) = Σ counts_e / Σ_e' Σ counts_e'``
     (the key ``"atoms"`` is ignored).
 
-    Example:
+    Examples:
         >>> gen = {"C": np.array([1]), "H": np.array([3])}
         >>> ref = {"C": np.array([1]), "H": np.array([1])}
         >>> total_variation(gen, ref)
@@ -518,7 +518,7 @@ def mmff_strain(
     (``MMFFHasAllMoleculeParams``). Relaxation is ``MMFFGetMoleculeForceField(...).Minimize``
     with at most ``max_iters`` iterations.
 
-    Example:
+    Examples:
         >>> from rdkit import Chem
         >>> from rdkit.Chem import AllChem
         >>> from symgen.molecules.io import from_rdkit

@@ -20,7 +20,7 @@ class Molecule:
         bond_orders: ``(m,)`` kekulized bond orders in {1, 2, 3}, aligned with ``bonds``.
         name: free-form identifier (SMILES, file name, index).
 
-    Example:
+    Examples:
         >>> water = Molecule(np.array([8, 1, 1]),
         ...                  np.array([[0., 0., 0.], [0.96, 0., 0.], [-0.24, 0.93, 0.]]))
         >>> water.num_atoms

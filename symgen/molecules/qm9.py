@@ -303,7 +303,7 @@ def perceive_bonds(
         bonds sorted lexicographically; ``status`` is a code of
         :data:`symgen.molecules.dataset.STATUS_NAMES`.
 
-    Example:
+    Examples:
         >>> z = np.array([8, 1, 1]); x = np.array([[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
         >>> perceive_bonds(z, x, "O")[0].tolist()
         [[0, 1], [0, 2]]
@@ -442,7 +442,7 @@ def load_qm9(
     A missing, corrupt, stale (other CSV sizes) or incompatible cache is rebuilt; corrupt and
     stale ones with a :class:`UserWarning`. Molecules are in QM9 index order.
 
-    Example:
+    Examples:
         >>> ds = load_qm9()                         # doctest: +SKIP
         >>> len(ds), ds.status_counts()["failed"]   # doctest: +SKIP
     """
@@ -478,7 +478,7 @@ def qm9_splits(
     full set. For another ``num_molecules`` (partial parses) the sizes are scaled
     proportionally (valid and test rounded down, train the remainder).
 
-    Example:
+    Examples:
         >>> {k: len(v) for k, v in qm9_splits().items()}
         {'train': 100000, 'valid': 17748, 'test': 13083}
     """

@@ -18,7 +18,7 @@ def center_positions(
 
     ``pos'_i = (pos_i - (1/k) Σ_{j real} pos_j) · mask_i``.
 
-    Example:
+    Examples:
         >>> p = torch.tensor([[[1., 0, 0], [3., 0, 0], [9., 9, 9]]])
         >>> center_positions(p, torch.tensor([[True, True, False]]))[0, :, 0].tolist()
         [-1.0, 1.0, 0.0]
@@ -40,7 +40,7 @@ class Prior(ABC):
         centered: whether sampled positions have zero centroid (translation-free priors); a
             generator with a centred prior keeps positions zero-CoM throughout.
 
-    Example:
+    Examples:
         >>> from symgen.priors import CenteredGaussianPrior
         >>> t = GeometricGraph(torch.zeros(2, 4, 3), torch.zeros(2, 4, 1),
         ...                    torch.ones(2, 4, dtype=bool))

@@ -52,7 +52,7 @@ class CategoricalPrior(Prior):
     ``log p(x) = Σ_tokens log p(token) [+ Σ log N(continuous; 0, 1)]``; an all-zero token has
     probability 1 under ``"masked"`` and 0 otherwise.
 
-    Example:
+    Examples:
         >>> spec = CategoricalSpec(node_blocks=(3,))
         >>> t = GeometricGraph(torch.zeros(1, 4, 3), torch.zeros(1, 4, 3),
         ...                    torch.ones(1, 4, dtype=bool))

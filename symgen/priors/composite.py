@@ -29,7 +29,7 @@ class AlignedPrior(Prior):
     on the prior. Flagged (near-tie) noise samples stay in their orbit, as the canonicalizer
     guarantees.
 
-    Example:
+    Examples:
         >>> from symgen.canon import geometric_spectral_canonicalizer
         >>> from symgen.priors import CenteredGaussianPrior
         >>> canon = geometric_spectral_canonicalizer()
@@ -62,7 +62,7 @@ class ProductPrior(Prior):
     edge features from ``features`` (e.g. a :class:`~symgen.priors.CategoricalPrior`, whose
     positions are zero and unmodelled). ``log p = log p_pos + log p_feat``.
 
-    Example:
+    Examples:
         >>> from symgen.priors import CategoricalPrior, CategoricalSpec, CenteredGaussianPrior
         >>> prior = ProductPrior(CenteredGaussianPrior(features=False),
         ...                      CategoricalPrior(CategoricalSpec((5, 3), 4), "masked"))

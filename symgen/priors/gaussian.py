@@ -32,7 +32,7 @@ class GaussianPrior(Prior):
     ``log p(x) = Σ_real log N(pos; 0, std²)``
     ``[+ Σ_real log N(node; 0, s²) + Σ_{j<k} log N(edge; 0, s²)]``.
 
-    Example:
+    Examples:
         >>> t = GeometricGraph(torch.zeros(1, 3, 3), torch.zeros(1, 3, 2),
         ...                    torch.ones(1, 3, dtype=bool))
         >>> x = GaussianPrior(std=2.0).sample(t, generator=torch.Generator().manual_seed(0))
@@ -114,7 +114,7 @@ class CenteredGaussianPrior(GaussianPrior):
 
     Features, if ``features=True``, are as in :class:`GaussianPrior`.
 
-    Example:
+    Examples:
         >>> t = GeometricGraph(torch.zeros(1, 4, 3), torch.zeros(1, 4, 1),
         ...                    torch.ones(1, 4, dtype=bool))
         >>> x = CenteredGaussianPrior().sample(t, generator=torch.Generator().manual_seed(0))

@@ -23,7 +23,7 @@ class CategoricalSpec:
 
     An all-zero block is the *masked* (absorbing) state used by masked sources.
 
-    Example:
+    Examples:
         >>> spec = CategoricalSpec(node_blocks=(5, 3), edge_classes=4)
         >>> spec.block_slices()
         [slice(0, 5, None), slice(5, 8, None)]

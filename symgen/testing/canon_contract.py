@@ -164,7 +164,7 @@ def assert_canonicalizer(
 
     ``atol`` defaults to :func:`canonical_atol` (times ``1 + max |pos|``).
 
-    Example:
+    Examples:
         >>> from symgen.canon import CentroidCanonicalizer
         >>> from symgen.testing import make_graph
         >>> assert_canonicalizer(CentroidCanonicalizer(), make_graph([3, 2])).num_graphs

@@ -125,7 +125,7 @@ def geometric_graphs(
     is padded whenever the batch has two or more graphs of different sizes or
     ``extra_padding`` adds slots), dtype, shape kind and a seed.
 
-    Example:
+    Examples:
         >>> from hypothesis import given
         >>> @given(geometric_graphs(max_nodes=5))
         ... def test_masks(x):
