@@ -27,10 +27,16 @@ METHODS = {
     "e3nn": ["--config", str(EX / "configs" / "e3nn_baseline.toml")],
 }
 COLUMNS = [
-    ("steps", "train steps"), ("loss", "loss"), ("atom_stability", "atom st. (EDM)"),
-    ("molecule_stability", "mol st. (EDM)"), ("molecule_stability_given_bonds", "mol st. (charged, bonds)"),
-    ("validity", "valid (EDM bonds)"), ("validity_given_bonds", "valid (own bonds)"),
-    ("uniqueness_given_bonds", "unique"), ("mmff_strain_median", "strain median"), ("mol_per_s", "mol/s"),
+    ("steps", "train steps"),
+    ("loss", "loss"),
+    ("atom_stability", "atom st. (EDM)"),
+    ("molecule_stability", "mol st. (EDM)"),
+    ("molecule_stability_given_bonds", "mol st. (charged, bonds)"),
+    ("validity", "valid (EDM bonds)"),
+    ("validity_given_bonds", "valid (own bonds)"),
+    ("uniqueness_given_bonds", "unique"),
+    ("mmff_strain_median", "strain median"),
+    ("mol_per_s", "mol/s"),
 ]
 
 
@@ -42,16 +48,27 @@ def run(cmd: list[str], log: Path) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget-min", type=float, default=8.0, help="training wall-clock minutes per method")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--budget-min", type=float, default=8.0, help="training wall-clock minutes per method"
+    )
     p.add_argument("--samples", type=int, default=1000, help="molecules sampled per step count")
-    p.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100], help="sampling step counts")
-    p.add_argument("--methods", nargs="+", default=["canonflow", "augment", "egnn"], choices=sorted(METHODS))
+    p.add_argument(
+        "--steps", type=int, nargs="+", default=[10, 20, 50, 100], help="sampling step counts"
+    )
+    p.add_argument(
+        "--methods", nargs="+", default=["canonflow", "augment", "egnn"], choices=sorted(METHODS)
+    )
     p.add_argument("--out", default="runs/head_to_head", help="output folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch threads per process")
-    p.add_argument("--skip-training", action="store_true", help="reuse the checkpoints already in --out")
+    p.add_argument(
+        "--skip-training", action="store_true", help="reuse the checkpoints already in --out"
+    )
     args = p.parse_args()
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -61,29 +78,68 @@ def main() -> int:
         if not args.skip_training:
             t0 = time.perf_counter()
             print(f"[{name}] training for {args.budget_min} min ...", flush=True)
-            run([sys.executable, str(EX / "train.py"), "--preset", "quick", *METHODS[name],
-                 "--out-dir", str(run_dir), "--time-budget-min", str(args.budget_min), "--final-samples", "0",
-                 "--device", args.device, "--threads", str(args.threads), "--progress", "false"],
-                out / f"{name}_train.log")
+            run(
+                [
+                    sys.executable,
+                    str(EX / "train.py"),
+                    "--preset",
+                    "quick",
+                    *METHODS[name],
+                    "--out-dir",
+                    str(run_dir),
+                    "--time-budget-min",
+                    str(args.budget_min),
+                    "--final-samples",
+                    "0",
+                    "--device",
+                    args.device,
+                    "--threads",
+                    str(args.threads),
+                    "--progress",
+                    "false",
+                ],
+                out / f"{name}_train.log",
+            )
             print(f"[{name}] trained in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
         with (run_dir / "log.csv").open() as f:
             last = list(csv.DictReader(f))[-1]
         for steps in args.steps:
             sdir = run_dir / f"samples_{steps}"
             print(f"[{name}] sampling {args.samples} molecules with {steps} steps ...", flush=True)
-            run([sys.executable, str(EX / "sample.py"), "--checkpoint", str(run_dir / "checkpoint.pt"),
-                 "--num", str(args.samples), "--steps", str(steps), "--out", str(sdir), "--device", args.device,
-                 "--no-progress"], out / f"{name}_sample_{steps}.log")
+            run(
+                [
+                    sys.executable,
+                    str(EX / "sample.py"),
+                    "--checkpoint",
+                    str(run_dir / "checkpoint.pt"),
+                    "--num",
+                    str(args.samples),
+                    "--steps",
+                    str(steps),
+                    "--out",
+                    str(sdir),
+                    "--device",
+                    args.device,
+                    "--no-progress",
+                ],
+                out / f"{name}_sample_{steps}.log",
+            )
             metrics = json.loads((sdir / "metrics.json").read_text())["metrics"]
             rate = json.loads((sdir / "sampling.json").read_text())["molecules_per_second"]
-            row = {"method": name, "sample_steps": steps, "steps": int(last["step"]), "loss": float(last["loss"]),
-                   "mol_per_s": rate}
+            row = {
+                "method": name,
+                "sample_steps": steps,
+                "steps": int(last["step"]),
+                "loss": float(last["loss"]),
+                "mol_per_s": rate,
+            }
             for key, _ in COLUMNS:
                 if key in metrics:
                     row[key] = metrics[key]["value"]
             rows.append(row)
-    (out / "results.json").write_text(json.dumps({"budget_min": args.budget_min, "samples": args.samples,
-                                                  "rows": rows}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps({"budget_min": args.budget_min, "samples": args.samples, "rows": rows}, indent=2)
+    )
     header = ["method", "sample steps"] + [label for _, label in COLUMNS]
     print("\n| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -93,7 +149,9 @@ def main() -> int:
             v = r.get(key)
             cells.append("n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
         print("| " + " | ".join(cells) + " |")
-    print(f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; results in {out}/results.json")
+    print(
+        f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; results in {out}/results.json"
+    )
     return 0
 
 

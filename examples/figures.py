@@ -38,8 +38,13 @@ def _plt():  # noqa: ANN202
 def _draw(ax, z: np.ndarray, pos: np.ndarray, bonds: np.ndarray, title: str) -> None:  # noqa: ANN001
     for i, j in bonds:
         ax.plot(*zip(pos[i], pos[j]), color="#888888", lw=1.5)
-    ax.scatter(*pos.T, c=[COLORS.get(int(a), "#ff00ff") for a in z], s=[60 if a == 1 else 160 for a in z],
-               edgecolors="black", depthshade=False)
+    ax.scatter(
+        *pos.T,
+        c=[COLORS.get(int(a), "#ff00ff") for a in z],
+        s=[60 if a == 1 else 160 for a in z],
+        edgecolors="black",
+        depthshade=False,
+    )
     for k, p in enumerate(pos):
         ax.text(*p, f" {k}", fontsize=7)
     lim = np.abs(pos).max() * 1.1
@@ -61,10 +66,20 @@ def pose(index: int) -> Path:
     result = geometric_spectral_canonicalizer().canonicalize(batch)
     rep = featurizer.decode(result.representative)[0]
     fig = plt.figure(figsize=(9, 4.5))
-    _draw(fig.add_subplot(1, 2, 1, projection="3d"), m.atomic_numbers, m.positions - m.positions.mean(0),
-          m.bonds, f"QM9 as stored ({m.name or index})")
-    _draw(fig.add_subplot(1, 2, 2, projection="3d"), rep.atomic_numbers, rep.positions, rep.bonds,
-          f"canonical representative (margin {float(result.margin[0]):.2g})")
+    _draw(
+        fig.add_subplot(1, 2, 1, projection="3d"),
+        m.atomic_numbers,
+        m.positions - m.positions.mean(0),
+        m.bonds,
+        f"QM9 as stored ({m.name or index})",
+    )
+    _draw(
+        fig.add_subplot(1, 2, 2, projection="3d"),
+        rep.atomic_numbers,
+        rep.positions,
+        rep.bonds,
+        f"canonical representative (margin {float(result.margin[0]):.2g})",
+    )
     IMG.mkdir(parents=True, exist_ok=True)
     out = IMG / "canonical_pose.png"
     fig.tight_layout()
@@ -90,7 +105,11 @@ def curves(run_root: Path) -> Path:
         found = True
     if not found:
         raise SystemExit(f"no */log.csv under {run_root}")
-    ax.set(xlabel="wall-clock minutes (2-core CPU)", ylabel="training loss (moving average)", yscale="log")
+    ax.set(
+        xlabel="wall-clock minutes (2-core CPU)",
+        ylabel="training loss (moving average)",
+        yscale="log",
+    )
     ax.legend()
     ax.grid(alpha=0.3)
     IMG.mkdir(parents=True, exist_ok=True)
@@ -112,8 +131,11 @@ def grid(run_dir: Path) -> Path:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="what", required=True)
     sp = sub.add_parser("pose", help="raw vs canonical pose of a QM9 molecule")
     sp.add_argument("--index", type=int, default=1000, help="molecule position in QM9")
@@ -122,8 +144,11 @@ def main() -> int:
     sg = sub.add_parser("grid", help="PNG grid of generated molecules")
     sg.add_argument("run_dir", type=Path)
     args = p.parse_args()
-    out = {"pose": lambda: pose(args.index), "curves": lambda: curves(args.run_root),
-           "grid": lambda: grid(args.run_dir)}[args.what]()
+    out = {
+        "pose": lambda: pose(args.index),
+        "curves": lambda: curves(args.run_root),
+        "grid": lambda: grid(args.run_dir),
+    }[args.what]()
     print(f"wrote {out}")
     return 0
 

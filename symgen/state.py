@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Int
 from torch import Tensor
 
 __all__ = ["GeometricGraph", "StateError", "prefix_mask"]
@@ -81,9 +81,13 @@ class GeometricGraph:
         if n == 0:
             raise StateError("graphs with zero node slots: pos has shape (b, 0, 3)")
         if node.ndim != 3 or node.shape[:2] != (b, n):
-            raise StateError(f"node must have shape ({b}, {n}, f) to match pos, got {tuple(node.shape)}")
+            raise StateError(
+                f"node must have shape ({b}, {n}, f) to match pos, got {tuple(node.shape)}"
+            )
         if mask.shape != (b, n):
-            raise StateError(f"mask must have shape ({b}, {n}) to match pos, got {tuple(mask.shape)}")
+            raise StateError(
+                f"mask must have shape ({b}, {n}) to match pos, got {tuple(mask.shape)}"
+            )
         if mask.dtype != torch.bool:
             raise StateError(f"mask must be a bool tensor, got dtype {mask.dtype}")
         if not pos.is_floating_point():
@@ -179,7 +183,9 @@ class GeometricGraph:
         if not isinstance(idx, (Tensor, slice)):
             idx = torch.as_tensor(list(idx), dtype=torch.long, device=self.device)
         edge = None if self.edge is None else self.edge[idx]
-        return GeometricGraph(pos=self.pos[idx], node=self.node[idx], mask=self.mask[idx], edge=edge)
+        return GeometricGraph(
+            pos=self.pos[idx], node=self.node[idx], mask=self.mask[idx], edge=edge
+        )
 
     def trim(self) -> "GeometricGraph":
         """Drop trailing node slots that are padding in every graph."""
@@ -232,7 +238,9 @@ class GeometricGraph:
                 )
         n = max(sizes) if max_nodes is None else max_nodes
         if n < max(sizes):
-            raise StateError(f"max_nodes={n} is smaller than the largest graph ({max(sizes)} nodes)")
+            raise StateError(
+                f"max_nodes={n} is smaller than the largest graph ({max(sizes)} nodes)"
+            )
         b, f = len(pos), node[0].shape[1]
         dtype, device = pos[0].dtype, pos[0].device
         P = torch.zeros(b, n, 3, dtype=dtype, device=device)

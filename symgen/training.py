@@ -126,7 +126,9 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> None
         raise
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`; a clear error if it is missing."""
     path = Path(path)
     if not path.is_file():

@@ -16,16 +16,46 @@ TRAIN = ROOT / "examples" / "molecules" / "train.py"
 SAMPLE = ROOT / "examples" / "molecules" / "sample.py"
 
 TINY = [
-    "--qm9-limit", "400", "--val-limit", "16", "--width", "16", "--depth", "1", "--heads", "2",
-    "--batch-size", "8", "--val-every", "0", "--log-every", "1", "--warmup-steps", "2",
-    "--final-samples", "0", "--progress", "false", "--tensorboard", "false", "--threads", "1",
+    "--qm9-limit",
+    "400",
+    "--val-limit",
+    "16",
+    "--width",
+    "16",
+    "--depth",
+    "1",
+    "--heads",
+    "2",
+    "--batch-size",
+    "8",
+    "--val-every",
+    "0",
+    "--log-every",
+    "1",
+    "--warmup-steps",
+    "2",
+    "--final-samples",
+    "0",
+    "--progress",
+    "false",
+    "--tensorboard",
+    "false",
+    "--threads",
+    "1",
 ]
 
 
 def _run(args: list[str], cache: Path, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, SYMGEN_CACHE=str(cache), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +71,22 @@ def _steps(log: Path) -> list[int]:
 def test_resume_after_crash_is_exact(tmp_path, cache):
     """Kill the run abruptly mid-way, resume: same final weights as an uninterrupted run, no
     step lost or repeated in the log."""
-    common = [str(TRAIN), *TINY, "--max-steps", "10", "--ckpt-every", "4", "--cache-dir", str(cache)]
+    common = [
+        str(TRAIN),
+        *TINY,
+        "--max-steps",
+        "10",
+        "--ckpt-every",
+        "4",
+        "--cache-dir",
+        str(cache),
+    ]
     full = _run([*common, "--out-dir", str(tmp_path / "full")], cache)
     assert full.returncode == 0, full.stderr[-3000:]
 
-    crashed = _run([*common, "--out-dir", str(tmp_path / "crash"), "--simulate-crash-at", "6"], cache)
+    crashed = _run(
+        [*common, "--out-dir", str(tmp_path / "crash"), "--simulate-crash-at", "6"], cache
+    )
     assert crashed.returncode == 17, crashed.stderr[-3000:]
     assert torch.load(tmp_path / "crash" / "checkpoint.pt", weights_only=False)["step"] == 4
     resumed = _run([*common, "--out-dir", str(tmp_path / "crash"), "--resume"], cache)
@@ -65,9 +106,27 @@ def test_resume_after_crash_is_exact(tmp_path, cache):
 def test_ddp_two_processes_gloo(tmp_path, cache):
     """torchrun with 2 CPU processes (gloo): trains, checkpoints once, ranks stay in sync."""
     out = tmp_path / "ddp"
-    proc = _run(["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-                 str(TRAIN), *TINY, "--max-steps", "4", "--ckpt-every", "2", "--cache-dir", str(cache),
-                 "--out-dir", str(out)], cache)
+    proc = _run(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(TRAIN),
+            *TINY,
+            "--max-steps",
+            "4",
+            "--ckpt-every",
+            "2",
+            "--cache-dir",
+            str(cache),
+            "--out-dir",
+            str(out),
+        ],
+        cache,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["step"] == 4
@@ -76,26 +135,59 @@ def test_ddp_two_processes_gloo(tmp_path, cache):
 
 def test_sample_script_writes_outputs(tmp_path, cache):
     run_dir = tmp_path / "run"
-    proc = _run([str(TRAIN), *TINY, "--max-steps", "2", "--ckpt-every", "2", "--cache-dir", str(cache),
-                 "--out-dir", str(run_dir)], cache)
+    proc = _run(
+        [
+            str(TRAIN),
+            *TINY,
+            "--max-steps",
+            "2",
+            "--ckpt-every",
+            "2",
+            "--cache-dir",
+            str(cache),
+            "--out-dir",
+            str(run_dir),
+        ],
+        cache,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "samples"
-    proc = _run([str(SAMPLE), "--checkpoint", str(run_dir / "checkpoint.pt"), "--num", "6", "--steps", "3",
-                 "--out", str(out), "--no-progress", "--strain-molecules", "2"], cache)
+    proc = _run(
+        [
+            str(SAMPLE),
+            "--checkpoint",
+            str(run_dir / "checkpoint.pt"),
+            "--num",
+            "6",
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--strain-molecules",
+            "2",
+        ],
+        cache,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("samples.sdf", "samples.xyz", "metrics.json", "sampling.json"):
         assert (out / name).stat().st_size > 0, name
     assert "molecules/s" in proc.stdout
 
 
-@pytest.mark.parametrize("script", [TRAIN, SAMPLE, ROOT / "benchmarks" / "canonical_vs_equivariant.py"])
+@pytest.mark.parametrize(
+    "script", [TRAIN, SAMPLE, ROOT / "benchmarks" / "canonical_vs_equivariant.py"]
+)
 def test_help(script, cache):
     proc = _run([str(script), "--help"], cache)
     assert proc.returncode == 0 and "usage" in proc.stdout
 
 
 def test_contradictory_config_is_rejected(tmp_path, cache):
-    proc = _run([str(TRAIN), "--canonicalize", "true", "--augment", "true", "--out-dir", str(tmp_path)], cache)
+    proc = _run(
+        [str(TRAIN), "--canonicalize", "true", "--augment", "true", "--out-dir", str(tmp_path)],
+        cache,
+    )
     assert proc.returncode == 2
     assert "canonicalize and augment" in proc.stderr
     proc = _run([str(SAMPLE), "--checkpoint", str(tmp_path / "missing.pt")], cache)

@@ -105,7 +105,9 @@ def test_so3_haar_is_invariant_in_distribution():
     R = SO3().sample(x, generator=torch.Generator().manual_seed(5)).matrix
     col = R[:, :, 0]
     assert col.mean(0).abs().max() < 0.02
-    torch.testing.assert_close(col.T @ col / len(col), torch.eye(3, dtype=torch.float64) / 3, atol=0.01, rtol=0)
+    torch.testing.assert_close(
+        col.T @ col / len(col), torch.eye(3, dtype=torch.float64) / 3, atol=0.01, rtol=0
+    )
 
 
 def test_symmetric_group_is_uniform_on_s4():

@@ -9,7 +9,11 @@ from symgen.testing import geometric_graphs
 
 
 def _ok(**kw):
-    base = dict(pos=torch.zeros(2, 3, 3), node=torch.zeros(2, 3, 4), mask=prefix_mask(torch.tensor([2, 3]), 3))
+    base = dict(
+        pos=torch.zeros(2, 3, 3),
+        node=torch.zeros(2, 3, 4),
+        mask=prefix_mask(torch.tensor([2, 3]), 3),
+    )
     base.update(kw)
     return GeometricGraph(**base)
 
@@ -25,7 +29,14 @@ def test_valid_state_properties():
     "kw, message",
     [
         (dict(pos=torch.zeros(2, 3, 2)), "pos must have shape"),
-        (dict(pos=torch.zeros(0, 3, 3), node=torch.zeros(0, 3, 4), mask=torch.zeros(0, 3, dtype=torch.bool)), "empty batch"),
+        (
+            dict(
+                pos=torch.zeros(0, 3, 3),
+                node=torch.zeros(0, 3, 4),
+                mask=torch.zeros(0, 3, dtype=torch.bool),
+            ),
+            "empty batch",
+        ),
         (dict(node=torch.zeros(2, 4, 4)), "node must have shape"),
         (dict(mask=torch.ones(2, 4, dtype=torch.bool)), "mask must have shape"),
         (dict(mask=torch.ones(2, 3)), "mask must be a bool"),
@@ -44,7 +55,9 @@ def test_bad_input_is_named(kw, message):
 
 
 def test_from_graphs_pads_and_checks():
-    g = GeometricGraph.from_graphs([torch.ones(2, 3), torch.ones(4, 3)], [torch.ones(2, 1), torch.ones(4, 1)])
+    g = GeometricGraph.from_graphs(
+        [torch.ones(2, 3), torch.ones(4, 3)], [torch.ones(2, 1), torch.ones(4, 1)]
+    )
     assert g.mask.sum().item() == 6 and g.pos[0, 2:].abs().sum() == 0
     with pytest.raises(StateError, match="smaller than the largest"):
         GeometricGraph.from_graphs([torch.ones(4, 3)], [torch.ones(4, 1)], max_nodes=2)
@@ -59,7 +72,9 @@ def test_zero_padding_trim_unbatch_roundtrip(x):
     assert z.pos[~x.mask].abs().sum() == 0 and z.node[~x.mask].abs().sum() == 0
     t = z.trim()
     assert t.max_nodes == int(x.num_nodes.max())
-    again = GeometricGraph.from_graphs(*zip(*[(p, n) for p, n, _ in x.unbatch()]), edge=[e for *_, e in x.unbatch()])
+    again = GeometricGraph.from_graphs(
+        *zip(*[(p, n) for p, n, _ in x.unbatch()]), edge=[e for *_, e in x.unbatch()]
+    )
     torch.testing.assert_close(again.pos, t.pos)
     torch.testing.assert_close(again.edge, t.edge)
 

@@ -33,9 +33,14 @@ import numpy as np
 import torch
 
 from symgen.canon import geometric_spectral_canonicalizer
-from symgen.couplings import AlignedCoupling, AlignedOTCoupling, IndependentCoupling, MinibatchOTCoupling
+from symgen.couplings import (
+    AlignedCoupling,
+    AlignedOTCoupling,
+    IndependentCoupling,
+    MinibatchOTCoupling,
+)
 from symgen.generators import CanonicalGenerator, FlowMatching, VPDiffusion
-from symgen.groups import DirectProduct, SO3, SymmetricGroup
+from symgen.groups import SO3, DirectProduct, SymmetricGroup
 from symgen.models import build_network
 from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
@@ -69,22 +74,41 @@ class TrainConfig:
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     progress: bool = _opt(True, "show progress bars")
     # data
-    qm9_limit: int = _opt(0, "parse only the first N QM9 molecules (0: all; for tests and smoke runs)")
-    train_limit: int = _opt(0, "use only the first N molecules of the training split (0: all 100,000)")
+    qm9_limit: int = _opt(
+        0, "parse only the first N QM9 molecules (0: all; for tests and smoke runs)"
+    )
+    train_limit: int = _opt(
+        0, "use only the first N molecules of the training split (0: all 100,000)"
+    )
     val_limit: int = _opt(1000, "validation molecules used for the validation loss")
     cache_dir: str = _opt("", "symgen cache folder for QM9 and the canonical cache ('' = default)")
     # method
     canonicalize: bool = _opt(True, "train on the canonical slice (CanonFlow); false for baselines")
-    augment: bool = _opt(False, "random S_n x SO(3) augmentation of each batch (with canonicalize=false)")
+    augment: bool = _opt(
+        False, "random S_n x SO(3) augmentation of each batch (with canonicalize=false)"
+    )
     process: str = _opt("flow", "generative process", ("flow", "diffusion"))
-    prior: str = _opt("aligned", "position prior: aligned (canonicalized noise) or centred Gaussian",
-                      ("aligned", "centered"))
-    coupling: str = _opt("ot", "prior-data coupling", ("independent", "ot", "aligned", "aligned_ot"))
-    categorical: str = _opt("discrete", "categorical channels: discrete flow matching or continuous relaxation",
-                            ("discrete", "continuous"))
-    categorical_source: str = _opt("marginal", "categorical prior", ("uniform", "masked", "marginal"))
-    prediction: str = _opt("velocity", "flow-matching target: clean data x1 (velocity derived) or velocity",
-                           ("data", "velocity"))
+    prior: str = _opt(
+        "aligned",
+        "position prior: aligned (canonicalized noise) or centred Gaussian",
+        ("aligned", "centered"),
+    )
+    coupling: str = _opt(
+        "ot", "prior-data coupling", ("independent", "ot", "aligned", "aligned_ot")
+    )
+    categorical: str = _opt(
+        "discrete",
+        "categorical channels: discrete flow matching or continuous relaxation",
+        ("discrete", "continuous"),
+    )
+    categorical_source: str = _opt(
+        "marginal", "categorical prior", ("uniform", "masked", "marginal")
+    )
+    prediction: str = _opt(
+        "velocity",
+        "flow-matching target: clean data x1 (velocity derived) or velocity",
+        ("data", "velocity"),
+    )
     solver: str = _opt("euler", "flow-matching ODE solver", ("euler", "heun", "midpoint"))
     # network
     network: str = _opt("canon_transformer", "network", ("canon_transformer", "egnn", "e3nn"))
@@ -182,16 +206,30 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.canonicalize and cfg.augment:
         raise ValueError("canonicalize and augment exclude each other: pick one")
     if cfg.prior == "aligned" and not cfg.canonicalize:
-        raise ValueError("prior='aligned' puts noise on the canonical slice; it needs canonicalize=true")
+        raise ValueError(
+            "prior='aligned' puts noise on the canonical slice; it needs canonicalize=true"
+        )
     if cfg.process == "diffusion":
         if cfg.coupling != "independent":
             raise ValueError("diffusion trains on independent noise: use coupling='independent'")
         if cfg.prior != "centered":
-            raise ValueError("diffusion's forward process needs Gaussian noise: use prior='centered'")
+            raise ValueError(
+                "diffusion's forward process needs Gaussian noise: use prior='centered'"
+            )
         if cfg.categorical != "continuous":
-            raise ValueError("diffusion treats atom types, charges and bonds as continuous one-hot "
-                             "channels: use categorical='continuous'")
-    for name in ("batch_size", "max_steps", "log_every", "ckpt_every", "sample_steps", "width", "depth"):
+            raise ValueError(
+                "diffusion treats atom types, charges and bonds as continuous one-hot "
+                "channels: use categorical='continuous'"
+            )
+    for name in (
+        "batch_size",
+        "max_steps",
+        "log_every",
+        "ckpt_every",
+        "sample_steps",
+        "width",
+        "depth",
+    ):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -200,7 +238,9 @@ def validate_config(cfg: TrainConfig) -> None:
 
 # ------------------------------------------------------------------------------------ data
 LAYOUT = FeatureLayout.qm9()
-SPEC = CategoricalSpec(node_blocks=(LAYOUT.num_types, LAYOUT.num_charges), edge_classes=LAYOUT.edge_dim)
+SPEC = CategoricalSpec(
+    node_blocks=(LAYOUT.num_types, LAYOUT.num_charges), edge_classes=LAYOUT.edge_dim
+)
 
 
 @dataclass
@@ -229,7 +269,9 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> PreparedData:
     if cfg.canonicalize:
         from symgen.molecules.cache import resolve_cache_dir
 
-        key = hashlib.sha1(np.ascontiguousarray(train_idx).tobytes() + str(cfg.qm9_limit).encode()).hexdigest()[:12]
+        key = hashlib.sha1(
+            np.ascontiguousarray(train_idx).tobytes() + str(cfg.qm9_limit).encode()
+        ).hexdigest()[:12]
         path = resolve_cache_dir(_cache_dir(cfg)) / "qm9" / f"canonical_train_{key}.npz"
         if path.exists():
             from symgen.molecules.loader import CanonicalizedDataset
@@ -237,10 +279,16 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> PreparedData:
             canon = CanonicalizedDataset.load(path)
         else:
             canon = canonicalize_dataset(
-                train, geometric_spectral_canonicalizer(), progress=progress, path=path, batch_size=1024
+                train,
+                geometric_spectral_canonicalizer(),
+                progress=progress,
+                path=path,
+                batch_size=1024,
             )
         train = canon.representatives
-        val = canonicalize_dataset(val, geometric_spectral_canonicalizer(), progress=False).representatives
+        val = canonicalize_dataset(
+            val, geometric_spectral_canonicalizer(), progress=False
+        ).representatives
         flagged = float(np.mean(canon.flagged))
     return PreparedData(train=train, val=val, train_smiles=smiles, flagged_share=flagged)
 
@@ -248,7 +296,12 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> PreparedData:
 # ------------------------------------------------------------------------------- generator
 def network_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Network constructor arguments for the chosen architecture."""
-    io = dict(node_in=LAYOUT.node_dim, node_out=LAYOUT.node_dim, edge_in=LAYOUT.edge_dim, edge_out=LAYOUT.edge_dim)
+    io = dict(
+        node_in=LAYOUT.node_dim,
+        node_out=LAYOUT.node_dim,
+        edge_in=LAYOUT.edge_dim,
+        edge_out=LAYOUT.edge_dim,
+    )
     if cfg.network == "canon_transformer":
         return dict(io, width=cfg.width, depth=cfg.depth, heads=cfg.heads)
     if cfg.network == "egnn":
@@ -256,11 +309,16 @@ def network_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return dict(io, scalars=cfg.width, vectors=max(4, cfg.width // 4), depth=cfg.depth)
 
 
-def build_generator(cfg: TrainConfig, data: PreparedData, featurizer: MolecularFeaturizer) -> CanonicalGenerator:
+def build_generator(
+    cfg: TrainConfig, data: PreparedData, featurizer: MolecularFeaturizer
+) -> CanonicalGenerator:
     """Assemble canonicalizer, prior, coupling, process and network as the config says."""
     stats_batch = featurizer.batch_from_dataset(data.train, np.arange(min(len(data.train), 4000)))
-    categorical = CategoricalPrior.from_data(stats_batch, SPEC, pseudo_count=1.0) \
-        if cfg.categorical_source == "marginal" else CategoricalPrior(SPEC, cfg.categorical_source)
+    categorical = (
+        CategoricalPrior.from_data(stats_batch, SPEC, pseudo_count=1.0)
+        if cfg.categorical_source == "marginal"
+        else CategoricalPrior(SPEC, cfg.categorical_source)
+    )
     canonicalizer = geometric_spectral_canonicalizer() if cfg.canonicalize else None
     if cfg.categorical == "continuous":  # one-hot relaxation: Gaussian noise on every channel
         prior: Any = CenteredGaussianPrior()
@@ -275,8 +333,9 @@ def build_generator(cfg: TrainConfig, data: PreparedData, featurizer: MolecularF
         "aligned_ot": AlignedOTCoupling,
     }[cfg.coupling]()
     if cfg.process == "flow":
-        process: Any = FlowMatching(prediction=cfg.prediction, solver=cfg.solver, spec=SPEC,
-                                    categorical=cfg.categorical)
+        process: Any = FlowMatching(
+            prediction=cfg.prediction, solver=cfg.solver, spec=SPEC, categorical=cfg.categorical
+        )
     else:
         process = VPDiffusion(spec=SPEC)
     model = build_network(cfg.network, **network_kwargs(cfg))
@@ -348,7 +407,9 @@ def sample_molecules(
 
     g = torch.Generator(device=device).manual_seed(seed)
     out, t0 = [], time.perf_counter()
-    with tqdm(total=num, desc=f"sampling ({num_steps} steps)", disable=not progress, unit="mol") as bar:
+    with tqdm(
+        total=num, desc=f"sampling ({num_steps} steps)", disable=not progress, unit="mol"
+    ) as bar:
         while len(out) < num:
             b = min(batch_size, num - len(out))
             x = gen.sample(b, num_steps=num_steps, generator=g)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import canonflow as cf  # noqa: E402
 import torch  # noqa: E402
 
-import canonflow as cf  # noqa: E402
 from symgen.molecules.featurize import MolecularFeaturizer  # noqa: E402
 from symgen.training import ExponentialMovingAverage, load_checkpoint  # noqa: E402
 
@@ -30,14 +30,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train.py")
     p.add_argument("--num", type=int, default=1000, help="number of molecules (default 1000)")
-    p.add_argument("--steps", type=int, default=50, help="solver steps (few-step sampling works, e.g. 10)")
-    p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint, samples_<steps>)")
+    p.add_argument(
+        "--steps", type=int, default=50, help="solver steps (few-step sampling works, e.g. 10)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: next to the checkpoint, samples_<steps>)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--batch-size", type=int, default=250, help="molecules per sampling batch")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
-    p.add_argument("--no-eval", action="store_true", help="skip the evaluation (only write molecules)")
-    p.add_argument("--strain-molecules", type=int, default=200, help="molecules whose MMFF strain is computed")
+    p.add_argument(
+        "--no-eval", action="store_true", help="skip the evaluation (only write molecules)"
+    )
+    p.add_argument(
+        "--strain-molecules", type=int, default=200, help="molecules whose MMFF strain is computed"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p.parse_args(argv)
 
@@ -63,9 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         ema.load_state_dict(state["ema"])
         gen.load_state_dict(ema.shadow)
     gen.eval()
-    mols, rate = cf.sample_molecules(gen, args.num, num_steps=args.steps, featurizer=featurizer, seed=args.seed,
-                                     device=args.device, batch_size=args.batch_size,
-                                     progress=not args.no_progress)
+    mols, rate = cf.sample_molecules(
+        gen,
+        args.num,
+        num_steps=args.steps,
+        featurizer=featurizer,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"samples_{args.steps}"
     if args.no_eval:
         from symgen.molecules import io as mio
@@ -77,11 +94,22 @@ def main(argv: list[str] | None = None) -> int:
         report = cf.evaluate_molecules(mols, data, strain_molecules=args.strain_molecules)
         cf.save_samples(mols, report, out)
         print(report.table())
-    cf.write_json_atomic(out / "sampling.json", {
-        "num": args.num, "steps": args.steps, "molecules_per_second": rate, "device": args.device,
-        "checkpoint_step": int(state["step"]), "ema": not args.no_ema, "seed": args.seed})
-    print(f"{args.num} molecules in {args.num / rate:.1f} s: {rate:.1f} molecules/s "
-          f"({args.steps} steps, {args.device}, step {state['step']} checkpoint); outputs in {out}/")
+    cf.write_json_atomic(
+        out / "sampling.json",
+        {
+            "num": args.num,
+            "steps": args.steps,
+            "molecules_per_second": rate,
+            "device": args.device,
+            "checkpoint_step": int(state["step"]),
+            "ema": not args.no_ema,
+            "seed": args.seed,
+        },
+    )
+    print(
+        f"{args.num} molecules in {args.num / rate:.1f} s: {rate:.1f} molecules/s "
+        f"({args.steps} steps, {args.device}, step {state['step']} checkpoint); outputs in {out}/"
+    )
     return 0
 
 

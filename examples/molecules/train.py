@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import canonflow as cf  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-import canonflow as cf  # noqa: E402
 from symgen.molecules.featurize import MolecularFeaturizer  # noqa: E402
 from symgen.molecules.loader import SizeBucketBatcher  # noqa: E402
 from symgen.training import (  # noqa: E402
@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("--preset", choices=cf.PRESETS, help="named config in examples/molecules/configs/")
+    parser.add_argument(
+        "--preset", choices=cf.PRESETS, help="named config in examples/molecules/configs/"
+    )
     parser.add_argument("--config", help="a TOML config file (applied after --preset)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
     parser.add_argument(
@@ -118,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     featurizer = MolecularFeaturizer(cf.LAYOUT)
     torch.manual_seed(cfg.seed)  # network initialisation only; training draws use step generators
     gen = cf.build_generator(cfg, data, featurizer).to(device)
-    net = gen.network if hasattr(gen, "network") else gen.model
     params = sum(p.numel() for p in gen.parameters() if p.requires_grad)
     loss_module: torch.nn.Module = LossModule(gen)
     if world > 1:
@@ -169,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     t_train = time.perf_counter()
     window_mols, window_t = 0, time.perf_counter()
     step = start_step
-    bar = tqdm(total=cfg.max_steps, initial=start_step, desc="train", disable=not (cfg.progress and main_proc))
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=start_step,
+        desc="train",
+        disable=not (cfg.progress and main_proc),
+    )
     stop = False
     while step < cfg.max_steps and not stop:
         step += 1
@@ -183,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         gen.train()
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        with torch.autocast(
+            device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"
+        ):
             loss = loss_module(batch, step_generator(mix_seed(cfg.seed, 4, rank), step, device))
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(gen.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            gen.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        )
         opt.step()
         ema.update(gen)
         window_mols += len(idx) * world
@@ -196,9 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         if main_proc and (step % cfg.log_every == 0 or step == cfg.max_steps):
             rate = window_mols / max(time.perf_counter() - window_t, 1e-9)
             window_mols, window_t = 0, time.perf_counter()
-            row = {"step": step, "loss": terms["total"], **{f"loss_{k}": v for k, v in terms.items() if k != "total"},
-                   "grad_norm": float(grad_norm), "lr": lr_at(step, cfg), "mol_per_s": rate,
-                   "elapsed_s": time.perf_counter() - t_start}
+            row = {
+                "step": step,
+                "loss": terms["total"],
+                **{f"loss_{k}": v for k, v in terms.items() if k != "total"},
+                "grad_norm": float(grad_norm),
+                "lr": lr_at(step, cfg),
+                "mol_per_s": rate,
+                "elapsed_s": time.perf_counter() - t_start,
+            }
             logger.log(row)
             if writer is not None:
                 for k, v in row.items():
@@ -215,8 +231,15 @@ def main(argv: list[str] | None = None) -> int:
         if main_proc and cfg.eval_every and step % cfg.eval_every == 0:
             with ema.averaged(gen):
                 gen.eval()
-                mols, _ = cf.sample_molecules(gen, cfg.eval_samples, num_steps=cfg.sample_steps,
-                                              featurizer=featurizer, seed=step, device=cfg.device, progress=False)
+                mols, _ = cf.sample_molecules(
+                    gen,
+                    cfg.eval_samples,
+                    num_steps=cfg.sample_steps,
+                    featurizer=featurizer,
+                    seed=step,
+                    device=cfg.device,
+                    progress=False,
+                )
             rep = cf.evaluate_molecules(mols, data, strain_molecules=0)
             summary = {k: rep[k] for k in ("molecule_stability", "validity") if k in rep.metrics}
             cf.eprint(f"step {step}: sample-and-evaluate on {cfg.eval_samples}: {summary}")
@@ -225,10 +248,16 @@ def main(argv: list[str] | None = None) -> int:
             stop = True
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stop:
             if main_proc:
-                save_checkpoint(ckpt_path, {
-                    "step": step, "model": gen.state_dict(), "optimizer": opt.state_dict(),
-                    "ema": ema.state_dict(), "config": cf.config_to_dict(cfg),
-                })
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        "step": step,
+                        "model": gen.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "ema": ema.state_dict(),
+                        "config": cf.config_to_dict(cfg),
+                    },
+                )
             if world > 1:
                 dist.barrier()
         if args.simulate_crash_at and step == args.simulate_crash_at:
@@ -250,14 +279,22 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.final_samples > 0:
         with ema.averaged(gen):
             gen.eval()
-            mols, rate = cf.sample_molecules(gen, cfg.final_samples, num_steps=cfg.sample_steps,
-                                             featurizer=featurizer, seed=cfg.seed + 1, device=cfg.device,
-                                             progress=cfg.progress)
+            mols, rate = cf.sample_molecules(
+                gen,
+                cfg.final_samples,
+                num_steps=cfg.sample_steps,
+                featurizer=featurizer,
+                seed=cfg.seed + 1,
+                device=cfg.device,
+                progress=cfg.progress,
+            )
         report = cf.evaluate_molecules(mols, data, strain_molecules=cfg.strain_molecules)
         cf.save_samples(mols, report, out)
         print(report.table())
         print(f"sampling: {rate:.1f} molecules/s ({cfg.sample_steps} steps, {cfg.device})")
-        print(f"total wall-clock: {(time.perf_counter() - t_start) / 60:.1f} min; outputs in {out}/")
+        print(
+            f"total wall-clock: {(time.perf_counter() - t_start) / 60:.1f} min; outputs in {out}/"
+        )
     return 0
 
 

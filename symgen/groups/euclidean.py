@@ -33,9 +33,15 @@ def quaternion_to_matrix(q: Float[Tensor, "*batch 4"]) -> Float[Tensor, "*batch 
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
     ]
     return torch.stack(rows, -1).reshape(q.shape[:-1] + (3, 3))
 
@@ -88,7 +94,9 @@ def _fixed_rotations(b: int, dtype: torch.dtype, device: torch.device) -> list[T
 
 def _check_batch(name: str, t: Tensor, x: GeometricGraph) -> None:
     if t.shape[0] != x.batch_size:
-        raise ValueError(f"{name} batch size {t.shape[0]} does not match the graphs' {x.batch_size}")
+        raise ValueError(
+            f"{name} batch size {t.shape[0]} does not match the graphs' {x.batch_size}"
+        )
 
 
 # ---------------------------------------------------------------------------- elements
@@ -135,7 +143,9 @@ class SO3(Group):
         return Rotation(eye.expand(x.batch_size, 3, 3).clone())
 
     def sample(self, x: GeometricGraph, *, generator: torch.Generator | None = None) -> Rotation:
-        return Rotation(random_rotation(x.batch_size, generator=generator, dtype=x.dtype, device=x.device))
+        return Rotation(
+            random_rotation(x.batch_size, generator=generator, dtype=x.dtype, device=x.device)
+        )
 
     def compose(self, g: Rotation, h: Rotation) -> Rotation:
         return Rotation(g.matrix @ h.matrix)
@@ -195,7 +205,9 @@ class Translations(Group):
     def testing_elements(self, x: GeometricGraph) -> list[Translation]:
         vectors = [(1.0, -2.0, 0.5), (0.0, 0.0, 3.0)]
         return [
-            Translation(torch.tensor(v, dtype=x.dtype, device=x.device).expand(x.batch_size, 3).clone())
+            Translation(
+                torch.tensor(v, dtype=x.dtype, device=x.device).expand(x.batch_size, 3).clone()
+            )
             for v in vectors
         ]
 
@@ -231,7 +243,9 @@ class SE3(Group):
         R = random_rotation(x.batch_size, generator=generator, dtype=x.dtype, device=x.device)
         t = torch.zeros(x.batch_size, 3, dtype=x.dtype, device=x.device)
         if self.translation_scale > 0:
-            noise = torch.randn(x.batch_size, 3, generator=generator, dtype=torch.float64, device=x.device)
+            noise = torch.randn(
+                x.batch_size, 3, generator=generator, dtype=torch.float64, device=x.device
+            )
             t = (self.translation_scale * noise).to(x.dtype)
         return RigidMotion(R, t)
 
@@ -252,14 +266,18 @@ class SE3(Group):
 
     def allclose(self, g: RigidMotion, h: RigidMotion, *, atol: float = 1e-5) -> bool:
         same_R = torch.allclose(g.rotation, h.rotation.to(g.rotation.dtype), atol=atol, rtol=0)
-        same_t = torch.allclose(g.translation, h.translation.to(g.translation.dtype), atol=atol, rtol=0)
+        same_t = torch.allclose(
+            g.translation, h.translation.to(g.translation.dtype), atol=atol, rtol=0
+        )
         return bool(same_R and same_t)
 
     def testing_elements(self, x: GeometricGraph) -> list[RigidMotion]:
         rotations = _fixed_rotations(x.batch_size, x.dtype, x.device)
         shifts = [(0.0, 0.0, 0.0), (1.0, -2.0, 0.5), (-0.3, 0.7, 2.0)]
         return [
-            RigidMotion(R, torch.tensor(t, dtype=x.dtype, device=x.device).expand(x.batch_size, 3).clone())
+            RigidMotion(
+                R, torch.tensor(t, dtype=x.dtype, device=x.device).expand(x.batch_size, 3).clone()
+            )
             for R, t in zip(rotations, shifts)
         ]
 

@@ -45,18 +45,24 @@ class DirectProduct(Group):
 
     def _check(self, g: ProductElement) -> None:
         if not isinstance(g, ProductElement) or len(g.parts) != len(self.factors):
-            raise ValueError(f"expected a ProductElement with {len(self.factors)} parts, got {g!r:.80}")
+            raise ValueError(
+                f"expected a ProductElement with {len(self.factors)} parts, got {g!r:.80}"
+            )
 
     def identity(self, x: GeometricGraph) -> ProductElement:
         return ProductElement(tuple(G.identity(x) for G in self.factors))
 
-    def sample(self, x: GeometricGraph, *, generator: torch.Generator | None = None) -> ProductElement:
+    def sample(
+        self, x: GeometricGraph, *, generator: torch.Generator | None = None
+    ) -> ProductElement:
         return ProductElement(tuple(G.sample(x, generator=generator) for G in self.factors))
 
     def compose(self, g: ProductElement, h: ProductElement) -> ProductElement:
         self._check(g)
         self._check(h)
-        return ProductElement(tuple(G.compose(a, b) for G, a, b in zip(self.factors, g.parts, h.parts)))
+        return ProductElement(
+            tuple(G.compose(a, b) for G, a, b in zip(self.factors, g.parts, h.parts))
+        )
 
     def inverse(self, g: ProductElement) -> ProductElement:
         self._check(g)
@@ -79,8 +85,12 @@ class DirectProduct(Group):
         ]
         combos = list(product(*per_factor))[1:]  # drop the all-identity combination
         # keep the elements that move one factor at a time, plus the all-non-trivial ones
-        picked = [c for c in combos if sum(a is not e for a, e in zip(c, combos[0])) <= 1 or
-                  all(a is not per[0] for a, per in zip(c, per_factor))]
+        picked = [
+            c
+            for c in combos
+            if sum(a is not e for a, e in zip(c, combos[0])) <= 1
+            or all(a is not per[0] for a, per in zip(c, per_factor))
+        ]
         return [ProductElement(tuple(c)) for c in picked[:6]]
 
     def __repr__(self) -> str:

@@ -37,7 +37,9 @@ def permute_nodes(
     return torch.gather(values, 1, index)
 
 
-def _permute_edges(perm: Int[Tensor, "b n"], edge: Float[Tensor, "b n n e"]) -> Float[Tensor, "b n n e"]:
+def _permute_edges(
+    perm: Int[Tensor, "b n"], edge: Float[Tensor, "b n n e"]
+) -> Float[Tensor, "b n n e"]:
     rows = permute_nodes(perm, edge)
     index = perm[:, None, :, None].expand_as(rows)
     return torch.gather(rows, 2, index)
@@ -94,7 +96,10 @@ class SymmetricGroup(Group):
             )
         edge = None if x.edge is None else _permute_edges(g.perm, x.edge)
         return GeometricGraph(
-            pos=permute_nodes(g.perm, x.pos), node=permute_nodes(g.perm, x.node), mask=x.mask, edge=edge
+            pos=permute_nodes(g.perm, x.pos),
+            node=permute_nodes(g.perm, x.node),
+            mask=x.mask,
+            edge=edge,
         )
 
     def allclose(self, g: Permutation, h: Permutation, *, atol: float = 1e-5) -> bool:

@@ -24,7 +24,22 @@ __all__ = [
 
 QM9_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F")
 GEOM_ELEMENTS: tuple[str, ...] = (
-    "H", "B", "C", "N", "O", "F", "Al", "Si", "P", "S", "Cl", "As", "Br", "I", "Hg", "Bi",
+    "H",
+    "B",
+    "C",
+    "N",
+    "O",
+    "F",
+    "Al",
+    "Si",
+    "P",
+    "S",
+    "Cl",
+    "As",
+    "Br",
+    "I",
+    "Hg",
+    "Bi",
 )
 #: Kekulized bond-order classes: index = bond order, 0 = no bond.
 BOND_ORDERS: tuple[int, ...] = (0, 1, 2, 3)

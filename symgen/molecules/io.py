@@ -21,7 +21,6 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np

@@ -7,8 +7,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from symgen.groups import DirectProduct, Group, ProductElement, RigidMotion, SE3, SO3, Rotation
-from symgen.groups import Translations
+from symgen.groups import (
+    SE3,
+    SO3,
+    DirectProduct,
+    Group,
+    ProductElement,
+    RigidMotion,
+    Rotation,
+    Translations,
+)
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -38,8 +46,12 @@ def graph_distance(a: GeometricGraph, b: GeometricGraph, *, real_only: bool = Tr
         return float("inf")
     if (a.edge is None) != (b.edge is None):
         return float("inf")
-    a = a.replace(pos=a.pos.detach(), node=a.node.detach(), edge=None if a.edge is None else a.edge.detach())
-    b = b.replace(pos=b.pos.detach(), node=b.node.detach(), edge=None if b.edge is None else b.edge.detach())
+    a = a.replace(
+        pos=a.pos.detach(), node=a.node.detach(), edge=None if a.edge is None else a.edge.detach()
+    )
+    b = b.replace(
+        pos=b.pos.detach(), node=b.node.detach(), edge=None if b.edge is None else b.edge.detach()
+    )
     m = a.mask if real_only else torch.ones_like(a.mask)
     worst = 0.0
     for u, v in ((a.pos, b.pos), (a.node, b.node)):
@@ -56,7 +68,11 @@ def graph_distance(a: GeometricGraph, b: GeometricGraph, *, real_only: bool = Tr
 
 
 def assert_graphs_close(
-    actual: GeometricGraph, expected: GeometricGraph, *, atol: float | None = None, what: str = "graphs"
+    actual: GeometricGraph,
+    expected: GeometricGraph,
+    *,
+    atol: float | None = None,
+    what: str = "graphs",
 ) -> None:
     """Assert two graphs agree on real nodes (and padding is identical in masks)."""
     atol = default_atol(actual.dtype) if atol is None else atol
@@ -64,9 +80,13 @@ def assert_graphs_close(
     assert err <= atol, f"{what} differ: max abs error {err:.3g} > atol {atol:.3g}"
 
 
-def _elements(group: Group, x: GeometricGraph, num_random: int, generator: torch.Generator | None) -> list[Any]:
+def _elements(
+    group: Group, x: GeometricGraph, num_random: int, generator: torch.Generator | None
+) -> list[Any]:
     g = torch.Generator(device=x.device).manual_seed(0) if generator is None else generator
-    return list(group.testing_elements(x)) + [group.sample(x, generator=g) for _ in range(num_random)]
+    return list(group.testing_elements(x)) + [
+        group.sample(x, generator=g) for _ in range(num_random)
+    ]
 
 
 def assert_group_axioms(
@@ -89,17 +109,27 @@ def assert_group_axioms(
     els = list(elements) if elements is not None else _elements(group, x, num_random, generator)
     e = group.identity(x)
     for i, g in enumerate(els):
-        assert group.allclose(group.compose(e, g), g, atol=atol), f"{group!r}: e·g != g (element {i})"
-        assert group.allclose(group.compose(g, e), g, atol=atol), f"{group!r}: g·e != g (element {i})"
+        assert group.allclose(group.compose(e, g), g, atol=atol), (
+            f"{group!r}: e·g != g (element {i})"
+        )
+        assert group.allclose(group.compose(g, e), g, atol=atol), (
+            f"{group!r}: g·e != g (element {i})"
+        )
         gi = group.inverse(g)
-        assert group.allclose(group.compose(g, gi), e, atol=atol), f"{group!r}: g·g⁻¹ != e (element {i})"
-        assert group.allclose(group.compose(gi, g), e, atol=atol), f"{group!r}: g⁻¹·g != e (element {i})"
+        assert group.allclose(group.compose(g, gi), e, atol=atol), (
+            f"{group!r}: g·g⁻¹ != e (element {i})"
+        )
+        assert group.allclose(group.compose(gi, g), e, atol=atol), (
+            f"{group!r}: g⁻¹·g != e (element {i})"
+        )
     k = len(els)
     for i in range(k):
         a, b, c = els[i], els[(i + 1) % k], els[(i + 2) % k]
         left = group.compose(group.compose(a, b), c)
         right = group.compose(a, group.compose(b, c))
-        assert group.allclose(left, right, atol=atol), f"{group!r}: associativity fails at triple {i}"
+        assert group.allclose(left, right, atol=atol), (
+            f"{group!r}: associativity fails at triple {i}"
+        )
 
 
 def assert_action_homomorphism(
@@ -118,18 +148,26 @@ def assert_action_homomorphism(
     """
     atol = default_atol(x.dtype) if atol is None else atol
     els = list(elements) if elements is not None else _elements(group, x, num_random, generator)
-    assert_graphs_close(group.act(group.identity(x), x), x, atol=atol, what=f"{group!r}: act(e, x) vs x")
+    assert_graphs_close(
+        group.act(group.identity(x), x), x, atol=atol, what=f"{group!r}: act(e, x) vs x"
+    )
     pad = ~x.mask
     for i, g in enumerate(els):
         y = group.act(g, x)
         assert torch.equal(y.mask, x.mask), f"{group!r}: element {i} changed the mask"
-        assert torch.equal(y.pos[pad], x.pos[pad]), f"{group!r}: element {i} moved padding positions"
-        assert torch.equal(y.node[pad], x.node[pad]), f"{group!r}: element {i} changed padding features"
+        assert torch.equal(y.pos[pad], x.pos[pad]), (
+            f"{group!r}: element {i} moved padding positions"
+        )
+        assert torch.equal(y.node[pad], x.node[pad]), (
+            f"{group!r}: element {i} changed padding features"
+        )
         for j in (i, (i + 1) % len(els), (i + 3) % len(els)):
             h = els[j]
             lhs = group.act(group.compose(g, h), x)
             rhs = group.act(g, group.act(h, x))
-            assert_graphs_close(lhs, rhs, atol=atol, what=f"{group!r}: act(g∘h) vs act(g, act(h)) ({i}, {j})")
+            assert_graphs_close(
+                lhs, rhs, atol=atol, what=f"{group!r}: act(g∘h) vs act(g, act(h)) ({i}, {j})"
+            )
 
 
 def vector_action(group: Group) -> Callable[[Any, GeometricGraph], GeometricGraph]:

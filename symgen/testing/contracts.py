@@ -36,18 +36,32 @@ class GroupContract:
         """Return the group under test."""
         raise NotImplementedError("subclasses of GroupContract implement make_group()")
 
-    @given(x=geometric_graphs(edge_features=st.sampled_from([0, 2]), pad_value=st.sampled_from([0.0, 7.0])))
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
+    @given(
+        x=geometric_graphs(
+            edge_features=st.sampled_from([0, 2]), pad_value=st.sampled_from([0.0, 7.0])
+        )
+    )
+    @settings(
+        max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors]
+    )
     def test_group_axioms(self, x: GeometricGraph) -> None:
         assert_group_axioms(self.make_group(), x)
 
-    @given(x=geometric_graphs(edge_features=st.sampled_from([0, 2]), pad_value=st.sampled_from([0.0, 7.0])))
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
+    @given(
+        x=geometric_graphs(
+            edge_features=st.sampled_from([0, 2]), pad_value=st.sampled_from([0.0, 7.0])
+        )
+    )
+    @settings(
+        max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors]
+    )
     def test_action_homomorphism(self, x: GeometricGraph) -> None:
         assert_action_homomorphism(self.make_group(), x)
 
     @given(x=geometric_graphs(), seed=st.integers(0, 2**31 - 1))
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
+    @settings(
+        max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors]
+    )
     def test_sample_is_reproducible_and_acts(self, x: GeometricGraph, seed: int) -> None:
         G = self.make_group()
         g1 = G.sample(x, generator=torch.Generator().manual_seed(seed))
@@ -58,7 +72,9 @@ class GroupContract:
         assert torch.equal(y.mask, x.mask)
 
     @given(x=geometric_graphs())
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
+    @settings(
+        max_examples=15, deadline=None, suppress_health_check=[HealthCheck.differing_executors]
+    )
     def test_testing_elements_deterministic(self, x: GeometricGraph) -> None:
         G = self.make_group()
         a, b = G.testing_elements(x), G.testing_elements(x)

@@ -58,7 +58,9 @@ def make_graph(
     Node features are one-hot types over ``num_types`` classes; edge features (if any) are
     symmetric one-hot classes; padding slots hold ``pad_value``.
     """
-    return _build_graph(tuple(sizes), max_nodes, num_types, edge_features, dtype, kind, seed, pad_value)
+    return _build_graph(
+        tuple(sizes), max_nodes, num_types, edge_features, dtype, kind, seed, pad_value
+    )
 
 
 def _build_graph(sizes, max_nodes, num_types, edge_features, dtype, kind, seed, pad_value):  # noqa: ANN001
