@@ -134,7 +134,7 @@ class SO3(Group):
         >>> x = GeometricGraph(torch.tensor([[[1., 0., 0.]]]), torch.zeros(1, 1, 1),
         ...                    torch.ones(1, 1, dtype=bool))
         >>> R = axis_angle_to_matrix(torch.tensor([0., 0., 1.]), torch.tensor(math.pi / 2))
-        >>> SO3().act(Rotation(R[None]), x).pos.round(decimals=6).tolist()
+        >>> (SO3().act(Rotation(R[None]), x).pos.round(decimals=6) + 0.0).tolist()
         [[[0.0, 1.0, 0.0]]]
     """
 

@@ -386,7 +386,7 @@ def _edm_order_scalar(a: str, b: str, dist_pm: float) -> int:
 
 
 def stability_edm_reference(
-    atomic_numbers: Sequence[int], positions: Sequence[Sequence[float]]
+    atomic_numbers: Sequence[int], positions: Sequence[Sequence[float | int]]
 ) -> tuple[bool, int, int]:
     """Straightforward pure-Python EDM stability of one molecule (double loop over atom pairs).
 
