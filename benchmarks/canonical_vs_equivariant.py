@@ -64,10 +64,17 @@ def main() -> int:
         "--methods", nargs="+", default=["canonflow", "augment", "egnn"], choices=sorted(METHODS)
     )
     p.add_argument("--out", default="runs/head_to_head", help="output folder")
+    p.add_argument("--max-steps", type=int, default=100000,
+                   help="schedule length in steps for every method (the budget stops training first)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch threads per process")
     p.add_argument(
         "--skip-training", action="store_true", help="reuse the checkpoints already in --out"
+    )
+    p.add_argument(
+        "--reuse-finished",
+        action="store_true",
+        help="skip training for methods whose run folder already has a finished training",
     )
     args = p.parse_args()
     out = ROOT / args.out
@@ -75,7 +82,8 @@ def main() -> int:
     rows = []
     for name in args.methods:
         run_dir = out / name
-        if not args.skip_training:
+        finished = (run_dir / "checkpoint.pt").exists() and (out / f"{name}_train.done").exists()
+        if not args.skip_training and not (args.reuse_finished and finished):
             t0 = time.perf_counter()
             print(f"[{name}] training for {args.budget_min} min ...", flush=True)
             run(
@@ -101,6 +109,7 @@ def main() -> int:
                 out / f"{name}_train.log",
             )
             print(f"[{name}] trained in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+            (out / f"{name}_train.done").write_text("ok\n")
         with (run_dir / "log.csv").open() as f:
             last = list(csv.DictReader(f))[-1]
         for steps in args.steps:
