@@ -58,7 +58,11 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
 class ExponentialMovingAverage:
     """Exponential moving average of a model's parameters and buffers.
 
-    ``θ_ema <- decay · θ_ema + (1 - decay) · θ`` after each optimizer step (buffers are copied).
+    ``θ_ema <- β_k · θ_ema + (1 - β_k) · θ`` after the ``k``-th optimizer step (buffers are
+    copied), with the warmed-up decay ``β_k = min(decay, (1 + k) / (10 + k))`` (``k = 1, 2, ...``).
+    Without the warm-up the average of a short run would still hold a share ``decay^k`` of the
+    random initial weights (30 % after 1,200 steps at ``decay = 0.999``); with it the early
+    average follows the recent weights. ``warmup=False`` gives the plain constant decay.
 
     Examples:
         >>> net = nn.Linear(2, 2)
@@ -68,10 +72,12 @@ class ExponentialMovingAverage:
         ...     _ = net(torch.zeros(1, 2))
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.999, *, warmup: bool = True) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must lie in [0, 1), got {decay}")
         self.decay = float(decay)
+        self.warmup = bool(warmup)
+        self.num_updates = 0
         self.shadow: dict[str, torch.Tensor] = {
             k: v.detach().clone() for k, v in model.state_dict().items()
         }
@@ -79,12 +85,21 @@ class ExponentialMovingAverage:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Blend the model's current weights into the average."""
+        self.num_updates += 1
+        beta = self.current_decay()
         for name, value in model.state_dict().items():
             avg = self.shadow[name]
             if value.is_floating_point():
-                avg.mul_(self.decay).add_(value.detach(), alpha=1.0 - self.decay)
+                avg.mul_(beta).add_(value.detach(), alpha=1.0 - beta)
             else:
                 avg.copy_(value)
+
+    def current_decay(self) -> float:
+        """The decay ``β_k`` used by the latest update (``k = num_updates``)."""
+        if not self.warmup:
+            return self.decay
+        k = self.num_updates
+        return min(self.decay, (1.0 + k) / (10.0 + k))
 
     @contextmanager
     def averaged(self, model: nn.Module) -> Iterator[nn.Module]:
@@ -97,12 +112,20 @@ class ExponentialMovingAverage:
             model.load_state_dict(backup)
 
     def state_dict(self) -> dict[str, Any]:
-        """Serializable state (decay and averaged tensors)."""
-        return {"decay": self.decay, "shadow": self.shadow}
+        """Serializable state (decay, warm-up, update count and averaged tensors)."""
+        return {
+            "decay": self.decay,
+            "warmup": self.warmup,
+            "num_updates": self.num_updates,
+            "shadow": self.shadow,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
         self.decay = float(state["decay"])
+        # checkpoints written before the warm-up existed: constant decay, as they were trained
+        self.warmup = bool(state.get("warmup", False))
+        self.num_updates = int(state.get("num_updates", 0))
         self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
 
 

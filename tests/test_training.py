@@ -34,7 +34,7 @@ def test_ema_matches_the_formula():
     net = nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         net.weight.fill_(0.0)
-    ema = ExponentialMovingAverage(net, decay=0.5)
+    ema = ExponentialMovingAverage(net, decay=0.5, warmup=False)
     with torch.no_grad():
         net.weight.fill_(4.0)
     ema.update(net)  # 0.5 * 0 + 0.5 * 4
@@ -45,6 +45,29 @@ def test_ema_matches_the_formula():
     assert net.weight.item() == pytest.approx(4.0)
     with pytest.raises(ValueError, match="decay"):
         ExponentialMovingAverage(net, decay=1.0)
+
+
+def test_ema_warmup_forgets_the_initial_weights():
+    """Share of the initial weights left in the average = product of the decays used."""
+    net = nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    warm = ExponentialMovingAverage(net, decay=0.999)
+    plain = ExponentialMovingAverage(net, decay=0.999, warmup=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    share = 1.0
+    for k in range(1, 1201):
+        warm.update(net)
+        plain.update(net)
+        share *= min(0.999, (1 + k) / (10 + k))
+    assert warm.current_decay() == pytest.approx(1201 / 1210)  # reaches 0.999 after ~9,000 steps
+    assert 1.0 - warm.shadow["weight"].item() == pytest.approx(share, abs=1e-12)
+    assert 1.0 - warm.shadow["weight"].item() < 0.01  # init forgotten
+    assert 1.0 - plain.shadow["weight"].item() == pytest.approx(0.999**1200, rel=1e-4)  # ~0.30
+    restored = ExponentialMovingAverage(net, decay=0.5, warmup=False)
+    restored.load_state_dict(warm.state_dict())
+    assert (restored.num_updates, restored.warmup, restored.decay) == (1200, True, 0.999)
 
 
 def test_checkpoint_is_atomic(tmp_path, monkeypatch):
