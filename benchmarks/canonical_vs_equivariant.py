@@ -8,6 +8,11 @@ on generated bonds), validity, uniqueness, MMFF strain, molecules per second.
 
     python benchmarks/canonical_vs_equivariant.py --budget-min 8 --samples 1000
     python benchmarks/canonical_vs_equivariant.py --budget-min 1 --samples 50 --steps 10 20   # smoke test
+
+On a 2-core machine two methods can train side by side, one thread each (equal CPU per method):
+
+    python benchmarks/canonical_vs_equivariant.py --threads 1 --methods canonflow augment &
+    python benchmarks/canonical_vs_equivariant.py --threads 1 --methods egnn --results egnn.json
 """
 
 import argparse
@@ -64,6 +69,11 @@ def main() -> int:
         "--methods", nargs="+", default=["canonflow", "augment", "egnn"], choices=sorted(METHODS)
     )
     p.add_argument("--out", default="runs/head_to_head", help="output folder")
+    p.add_argument(
+        "--results",
+        default="results.json",
+        help="results file name inside --out (separate names let methods run in parallel)",
+    )
     p.add_argument("--max-steps", type=int, default=100000,
                    help="schedule length in steps for every method (the budget stops training first)")
     p.add_argument("--device", default="cpu")
@@ -130,6 +140,8 @@ def main() -> int:
                     "--device",
                     args.device,
                     "--no-progress",
+                    "--threads",
+                    str(args.threads),
                 ],
                 out / f"{name}_sample_{steps}.log",
             )
@@ -146,7 +158,7 @@ def main() -> int:
                 if key in metrics:
                     row[key] = metrics[key]["value"]
             rows.append(row)
-    (out / "results.json").write_text(
+    (out / args.results).write_text(
         json.dumps({"budget_min": args.budget_min, "samples": args.samples, "rows": rows}, indent=2)
     )
     header = ["method", "sample steps"] + [label for _, label in COLUMNS]
@@ -159,7 +171,7 @@ def main() -> int:
             cells.append("n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
         print("| " + " | ".join(cells) + " |")
     print(
-        f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; results in {out}/results.json"
+        f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; results in {out / args.results}"
     )
     return 0
 

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--strain-molecules", type=int, default=200, help="molecules whose MMFF strain is computed"
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
     return p.parse_args(argv)
 
 
@@ -57,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.num < 1 or args.steps < 1:
         cf.eprint("error: --num and --steps must be positive")
         return 2
+    if args.threads < 0:
+        cf.eprint("error: --threads must be >= 0")
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         state = load_checkpoint(args.checkpoint, map_location=args.device)
     except FileNotFoundError as err:
