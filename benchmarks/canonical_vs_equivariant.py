@@ -7,7 +7,8 @@ steps taken, final training loss, atom/molecule stability (EDM distance table an
 on generated bonds), validity, uniqueness, MMFF strain, molecules per second.
 
     python benchmarks/canonical_vs_equivariant.py --budget-min 8 --samples 1000
-    python benchmarks/canonical_vs_equivariant.py --budget-min 1 --samples 50 --steps 10 20   # smoke test
+    # smoke test:
+    python benchmarks/canonical_vs_equivariant.py --budget-min 1 --samples 50 --steps 10 20
 
 On a 2-core machine two methods can train side by side, one thread each (equal CPU per method):
 
@@ -74,8 +75,12 @@ def main() -> int:
         default="results.json",
         help="results file name inside --out (separate names let methods run in parallel)",
     )
-    p.add_argument("--max-steps", type=int, default=100000,
-                   help="schedule length in steps for every method (the budget stops training first)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=100000,
+        help="schedule length in steps for every method (the budget stops training first)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch threads per process")
     p.add_argument(
@@ -171,7 +176,8 @@ def main() -> int:
             cells.append("n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
         print("| " + " | ".join(cells) + " |")
     print(
-        f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; results in {out / args.results}"
+        f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; "
+        f"results in {out / args.results}"
     )
     return 0
 

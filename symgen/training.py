@@ -50,7 +50,7 @@ def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> 
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
-    """The data order of epoch ``epoch``: a permutation of ``range(n)`` fixed by ``(seed, epoch)``."""
+    """The data order of epoch ``epoch``: a permutation of ``range(n)`` set by ``(seed, epoch)``."""
     g = torch.Generator().manual_seed(_mix(seed, 2, epoch))
     return torch.randperm(n, generator=g)
 

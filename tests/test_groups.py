@@ -61,7 +61,7 @@ class TestPermutationRotationProduct(GroupContract):
 
 
 def test_non_commuting_factors_are_caught():
-    """SO(3) and T(3) actions do not commute (SE(3) is a semidirect product): the check must fail."""
+    """SO(3) and T(3) actions do not commute (SE(3) is semidirect): the check must fail."""
     from symgen.testing import assert_action_homomorphism
 
     x = make_graph([3, 2], dtype=torch.float64)
@@ -126,7 +126,7 @@ def test_symmetric_group_is_uniform_on_s4():
 
 
 def test_chi_square_rejects_a_biased_permutation_sampler():
-    """A sampler that never moves node 0 covers only 6 of the 24 permutations: test must catch it."""
+    """A sampler that never moves node 0 covers only 6 of 24 permutations: the test must fail it."""
     g = torch.Generator().manual_seed(7)
     keys = torch.rand(12000, 4, generator=g)
     keys[:, 0] = -1.0

@@ -138,7 +138,10 @@ class TrainConfig:
 
 
 def config_from_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file into a flat dict of :class:`TrainConfig` fields (unknown keys fail)."""
+    """Read a TOML config file into a flat dict of :class:`TrainConfig` fields.
+
+    Unknown keys fail with a message naming them.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -400,7 +403,10 @@ def sample_molecules(
     batch_size: int = 250,
     progress: bool = True,
 ) -> tuple[list, float]:
-    """Draw ``num`` molecules (sizes from the training histogram), symmetrized; return them and mol/s."""
+    """Draw ``num`` symmetrized molecules (sizes from the training histogram).
+
+    Returns the molecules and the sampling rate in molecules per second.
+    """
     import time
 
     from tqdm.auto import tqdm

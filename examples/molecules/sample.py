@@ -2,7 +2,8 @@
 
 Examples:
     python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 1000 --steps 50
-    python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 200 --steps 10 --out runs/quick/few_step
+    python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 200 --steps 10 \
+        --out runs/quick/few_step
 
 Samples use the EMA weights and are symmetrized: each generated canonical molecule gets a
 Haar-random rotation and a uniformly random atom order (centroid at the origin), so the output
@@ -49,9 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--strain-molecules", type=int, default=200, help="molecules whose MMFF strain is computed"
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
-    )
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
 
 

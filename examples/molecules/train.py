@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         cf.write_json_atomic(out / "config.json", cf.config_to_dict(cfg))
         cf.eprint(
             f"{cfg.network}: {params:,} parameters | method: canonicalize={cfg.canonicalize} "
-            f"augment={cfg.augment} prior={cfg.prior} coupling={cfg.coupling} process={cfg.process} | "
+            f"augment={cfg.augment} prior={cfg.prior} coupling={cfg.coupling} "
+            f"process={cfg.process} | "
             f"train {len(data.train):,} molecules (flagged {100 * data.flagged_share:.2f}%), "
             f"{steps_per_epoch} steps/epoch | data ready in {time.perf_counter() - t_start:.0f} s"
         )

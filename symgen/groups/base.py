@@ -26,7 +26,8 @@ class Group(ABC):
 
     Examples:
         >>> from symgen.groups import SO3
-        >>> x = GeometricGraph(torch.randn(2, 4, 3), torch.zeros(2, 4, 1), torch.ones(2, 4, dtype=bool))
+        >>> mask = torch.ones(2, 4, dtype=bool)
+        >>> x = GeometricGraph(torch.randn(2, 4, 3), torch.zeros(2, 4, 1), mask)
         >>> g = SO3().sample(x, generator=torch.Generator().manual_seed(0))
         >>> y = SO3().act(SO3().inverse(g), SO3().act(g, x))
         >>> torch.testing.assert_close(y.pos, x.pos)

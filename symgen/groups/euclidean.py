@@ -226,7 +226,8 @@ class SE3(Group):
     random rotation (and permutation) with the centroid kept at the origin.
 
     Examples:
-        >>> x = GeometricGraph(torch.randn(2, 3, 3), torch.zeros(2, 3, 1), torch.ones(2, 3, dtype=bool))
+        >>> mask = torch.ones(2, 3, dtype=bool)
+        >>> x = GeometricGraph(torch.randn(2, 3, 3), torch.zeros(2, 3, 1), mask)
         >>> G = SE3(translation_scale=1.0)
         >>> g = G.sample(x, generator=torch.Generator().manual_seed(0))
         >>> torch.testing.assert_close(G.act(G.inverse(g), G.act(g, x)).pos, x.pos)

@@ -28,12 +28,14 @@ class DirectProduct(Group):
     ``act((g_1, ..., g_k), x) = act_1(g_1, act_2(g_2, ... act_k(g_k, x)))``; since the actions
     commute the order of application does not matter. Commuting is required, not checked here:
     S_n commutes with SE(3), but SO(3) and T(3) do not (SE(3) is a semidirect product), and
-    ``symgen.testing.assert_action_homomorphism`` fails for such a "product". Composition, inverse and sampling are
-    componentwise (the Haar measure of a product is the product of Haar measures).
+    ``symgen.testing.assert_action_homomorphism`` fails for such a "product". Composition,
+    inverse and sampling are componentwise (the Haar measure of a product is the product of
+    the Haar measures).
 
     Examples:
         >>> G = permutation_rigid_group()        # S_n × SE(3)
-        >>> x = GeometricGraph(torch.randn(1, 4, 3), torch.zeros(1, 4, 2), torch.ones(1, 4, dtype=bool))
+        >>> mask = torch.ones(1, 4, dtype=bool)
+        >>> x = GeometricGraph(torch.randn(1, 4, 3), torch.zeros(1, 4, 2), mask)
         >>> g = G.sample(x, generator=torch.Generator().manual_seed(1))
         >>> torch.testing.assert_close(G.act(G.inverse(g), G.act(g, x)).pos, x.pos)
     """

@@ -92,7 +92,8 @@ class SymmetricGroup(Group):
     def act(self, g: Permutation, x: GeometricGraph) -> GeometricGraph:
         if g.perm.shape != x.mask.shape:
             raise ValueError(
-                f"permutation shape {tuple(g.perm.shape)} does not match the batch {tuple(x.mask.shape)}"
+                f"permutation shape {tuple(g.perm.shape)} does not match the batch "
+                f"{tuple(x.mask.shape)}"
             )
         edge = None if x.edge is None else _permute_edges(g.perm, x.edge)
         return GeometricGraph(

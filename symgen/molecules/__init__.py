@@ -4,12 +4,14 @@ Needs the ``molecules`` extra (RDKit, qm9pack); RDKit is imported lazily by the 
 use it. Main entry points:
 
 * data: :func:`~symgen.molecules.qm9.load_qm9`, :func:`~symgen.molecules.qm9.load_qm9_split`,
-  :func:`~symgen.molecules.geom.load_geom_drugs`, :class:`~symgen.molecules.dataset.MoleculeDataset`;
+  :func:`~symgen.molecules.geom.load_geom_drugs`,
+  :class:`~symgen.molecules.dataset.MoleculeDataset`;
 * features: :class:`~symgen.molecules.featurize.FeatureLayout`,
   :class:`~symgen.molecules.featurize.MolecularFeaturizer`;
 * batches: :class:`~symgen.molecules.loader.MoleculeLoader`,
   :func:`~symgen.molecules.loader.canonicalize_dataset`;
-* evaluation: :func:`~symgen.molecules.evaluate.evaluate` (also ``python -m symgen.molecules.evaluate``).
+* evaluation: :func:`~symgen.molecules.evaluate.evaluate`
+  (also ``python -m symgen.molecules.evaluate``).
 """
 
 from symgen.molecules.dataset import MoleculeDataset

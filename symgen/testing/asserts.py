@@ -33,7 +33,7 @@ __all__ = [
 
 
 def default_atol(dtype: torch.dtype) -> float:
-    """Absolute tolerance used by the asserts for a floating dtype (1e-4 for float32, 1e-9 float64)."""
+    """Absolute tolerance of the asserts for a floating dtype: 1e-4 (float32), 1e-9 (float64)."""
     return 1e-9 if dtype == torch.float64 else 1e-4
 
 
@@ -268,7 +268,10 @@ def assert_invariant(
     atol: float | None = None,
     float64: bool = True,
 ) -> EquivarianceReport:
-    """Assert ``fn(act(g, x)) == fn(x)`` for the given or default elements; report the worst error."""
+    """Assert ``fn(act(g, x)) == fn(x)`` for the given or default elements.
+
+    Returns the report with the worst error.
+    """
     return assert_equivariant(
         fn,
         group,
