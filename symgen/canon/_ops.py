@@ -5,9 +5,15 @@ in Python (only over the distinct graph sizes, at most ``n`` iterations, for the
 """
 
 import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 from torch import Tensor
+
+_T = TypeVar("_T")
 
 WORK_DTYPE = torch.float64
 
@@ -15,6 +21,41 @@ WORK_DTYPE = torch.float64
 GENERIC_DIRECTION = (0.5257311121191336, 0.6180339887498949, 0.5849625007211562)
 #: Scale below which a length counts as zero, relative to the RMS radius of the graph.
 TINY = 1e-9
+
+
+#: Smallest number of graphs worth a thread of their own.
+MIN_CHUNK = 512
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def chunk_slices(batch: int, device: torch.device, workers: int | None) -> list[slice]:
+    """Split ``range(batch)`` into at most ``workers`` contiguous chunks of >= :data:`MIN_CHUNK`.
+
+    ``workers=None`` means ``torch.get_num_threads()`` on the CPU and 1 elsewhere (a GPU runs
+    the whole batch at once).
+    """
+    if workers is None:
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    count = max(1, min(workers, batch // MIN_CHUNK))
+    bounds = [round(i * batch / count) for i in range(count + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
+
+
+def parallel_map(fn: Callable[[slice], _T], chunks: Sequence[slice]) -> list[_T]:
+    """``[fn(c) for c in chunks]``, concurrently in a shared thread pool when there are several.
+
+    Torch releases the GIL inside its kernels, so chunks of batched tensor work (notably the
+    per-matrix LAPACK eigensolver) run on separate cores.
+    """
+    global _POOL
+    if len(chunks) <= 1:
+        return [fn(c) for c in chunks]
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < len(chunks):  # noqa: SLF001
+            _POOL = ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="symgen-canon")
+        pool = _POOL
+    return list(pool.map(fn, chunks))
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -1,12 +1,14 @@
 """The geometric-spectral canonicalizer for S_n × SE(3) (molecules, point clouds with types)."""
 
 import math
+from dataclasses import dataclass, fields
 
 import torch
+from torch import Tensor
 
 from symgen.canon import _ops
 from symgen.canon.base import Canonicalization, Canonicalizer
-from symgen.canon.euclidean import DEFAULT_EIGENGAP_THRESHOLD, DEFAULT_SIGN_THRESHOLD, _select_signs
+from symgen.canon.euclidean import DEFAULT_EIGENGAP_THRESHOLD, DEFAULT_SIGN_THRESHOLD
 from symgen.canon.spectral import (
     COORDINATE_WEIGHT,
     DEFAULT_ORDER_THRESHOLD,
@@ -14,6 +16,7 @@ from symgen.canon.spectral import (
     FIEDLER_SKEW_SCALE,
     HANDOVER_WEIGHT,
     TYPE_WEIGHT,
+    SpectralKeys,
     spectral_keys,
 )
 from symgen.groups import Permutation, ProductElement, RigidMotion, permutation_rigid_group
@@ -28,6 +31,29 @@ __all__ = [
 #: Default tolerance (relative to the RMS radius) under which two candidate representatives
 #: count as the same, so that a sign choice between them is harmless (a symmetry of the graph).
 DEFAULT_SYMMETRY_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """Per-graph results on one chunk (float64; ``pos`` already in canonical order)."""
+
+    pos: Tensor
+    order: Tensor
+    frame: Tensor
+    centroid: Tensor
+    margin: Tensor
+    eigengap: Tensor
+    sign_gap: Tensor
+    order_gap: Tensor
+    fiedler_gap: Tensor
+
+    @staticmethod
+    def cat(parts: "list[_Solution]") -> "_Solution":
+        """Concatenate chunk results along the batch axis."""
+        if len(parts) == 1:
+            return parts[0]
+        values = {f.name: torch.cat([getattr(q, f.name) for q in parts]) for f in fields(_Solution)}
+        return _Solution(**values)
 
 
 class GeometricSpectralCanonicalizer(Canonicalizer):
@@ -97,6 +123,7 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
         tau_scale: float = 0.5,
         bond_weight: float = 1.0,
         use_edges: bool = True,
+        workers: int | None = None,
     ) -> None:
         for name, value in (
             ("eigengap_threshold", eigengap_threshold),
@@ -108,6 +135,8 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
                 raise ValueError(f"{name} must be positive, got {value}")
         if symmetry_tol < 0:
             raise ValueError(f"symmetry_tol must be >= 0, got {symmetry_tol}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1 or None, got {workers}")
         self.group = permutation_rigid_group()
         self.eigengap_threshold = float(eigengap_threshold)
         self.sign_threshold = float(sign_threshold)
@@ -116,100 +145,160 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
         self.tau_scale = float(tau_scale)
         self.bond_weight = float(bond_weight)
         self.use_edges = bool(use_edges)
+        self.workers = workers
 
     def canonicalize(self, x: GeometricGraph) -> Canonicalization:
-        b, n = x.mask.shape
-        mask, dev = x.mask, x.device
-        rows = torch.arange(b, device=dev)
-        pos = x.pos.to(_ops.WORK_DTYPE)
+        edge = x.edge if self.use_edges else None
+
+        def solve(sl: slice) -> _Solution:
+            return self._solve(
+                x.pos[sl], x.mask[sl], x.node[sl], None if edge is None else edge[sl]
+            )
+
+        sol = _Solution.cat(
+            _ops.parallel_map(solve, _ops.chunk_slices(x.batch_size, x.device, self.workers))
+        )
+        mask = x.mask
+        rep = GeometricGraph(
+            pos=torch.where(mask[..., None], sol.pos.to(x.dtype), x.pos),
+            node=_ops.gather_nodes(x.node, sol.order),
+            mask=mask,
+            edge=None if x.edge is None else _ops.gather_edges(x.edge, sol.order),
+        )
+        element = ProductElement(
+            (
+                Permutation(torch.argsort(sol.order, dim=1)),
+                RigidMotion(sol.frame.to(x.dtype), sol.centroid.to(x.dtype)),
+            )
+        )
+        details = {
+            "eigengap": sol.eigengap.to(x.dtype),
+            "sign_gap": sol.sign_gap.to(x.dtype),
+            "order_gap": sol.order_gap.to(x.dtype),
+            "fiedler_gap": sol.fiedler_gap.to(x.dtype),
+        }
+        margin = sol.margin.to(x.dtype)
+        return Canonicalization(rep, element, margin, margin < self.threshold, details)
+
+    def _solve(self, pos_in: Tensor, mask: Tensor, node: Tensor, edge: Tensor | None) -> _Solution:
+        """The algorithm on one chunk of graphs, in float64."""
+        pos = pos_in.to(_ops.WORK_DTYPE)
         p, mu = _ops.centered(pos, mask)
         R = _ops.rms_radius(p, mask)
         Rc = R.clamp(min=1e-12)
+        # pose-invariant spectral part (skew sign rule); its key orders atoms for the fallback
         keys = spectral_keys(
-            pos,
-            mask,
-            x.node,
-            x.edge if self.use_edges else None,
-            tau_scale=self.tau_scale,
-            bond_weight=self.bond_weight,
-        )  # pose-invariant part (skew sign rule), for the fallback frame only
+            pos, mask, node, edge, tau_scale=self.tau_scale, bond_weight=self.bond_weight
+        )
 
-        # pose: principal axes, fallback frame for degenerate spectra, invariant sign choice
-        evals, E = _ops.principal_axes(p, mask)
+        # pose: principal axes; frame from atoms for degenerate spectra
+        evals, E0 = _ops.principal_axes(p, mask)
         eigengap = _ops.eigengap_margin(evals)
         degenerate = eigengap < self.eigengap_threshold
-        priority = keys.key + 1e-3 * p.norm(dim=-1) / Rc[:, None]
-        E_fb = _ops.frame_from_atoms(p, mask, priority, R)
         no_extent = evals[:, 0] <= 1e-24  # one node or all coincident: the identity frame
-        E0 = torch.where((degenerate | no_extent)[:, None, None], E_fb, E)
-        frames, scores, y = _select_signs(
-            p, mask, E0, 1.0 + keys.code.abs()
-        )  # (4, b, 3, 3), (4, b), (4, b, n, 3)
+        f = (degenerate | no_extent).nonzero().flatten()
+        if f.numel():
+            priority = keys.key[f] + 1e-3 * p[f].norm(dim=-1) / Rc[f, None]
+            E0 = E0.index_put((f,), _ops.frame_from_atoms(p[f], mask[f], priority, R[f]))
 
-        # order in each candidate frame
-        t = _ops.generic_projection(y) / Rc[None, :, None]  # (4, b, n)
-        fied = keys.fiedler[None]
-        t_real = t * mask[None].to(t.dtype)
-        stat = (fied * t_real).sum(-1) / t_real.norm(dim=-1).clamp(min=1e-300)
-        w = (keys.fiedler_gap / FIEDLER_GAP_SCALE - 1.0).clamp(0.0, 1.0)
-        a = w[None] * (stat / FIEDLER_SKEW_SCALE).clamp(-1.0, 1.0)  # (4, b): signed Fiedler weight
-        key = (
-            a[..., None] * fied
-            + TYPE_WEIGHT * keys.code[None]
-            + (HANDOVER_WEIGHT * (1.0 - a.abs()[..., None]) + COORDINATE_WEIGHT) * t
+        # invariant sign choice among the four right-handed variants y_v = (p E0) diag(s_v);
+        # the score S_v = Σ_a s_va m_a is linear in the per-axis third moments m_a
+        weight = 1.0 + keys.code.abs()
+        y0 = torch.einsum("bni,bij->bnj", p, E0)
+        moments = _ops.third_moment_scores(y0, p, mask, weight)  # (b, 3)
+        flips = _ops.proper_sign_flips(p.dtype, p.device)  # (4, 3)
+        scores = moments @ flips.T  # (b, 4)
+        top = scores.topk(2, dim=1)
+        choice = top.indices[:, 0]
+        sign_gap = top.values[:, 0] - top.values[:, 1]
+        # Two variants can give the same representative (within ε = symmetry_tol · R per
+        # coordinate) only if their scores differ by at most 3 ε Σ w r² / Σ w r³ (+ O(ε²)):
+        # above twice that bound the best-scoring variant is the answer and needs no comparison.
+        m = mask.to(p.dtype) * weight
+        r = p.norm(dim=-1)
+        bound = (
+            6.0 * self.symmetry_tol * Rc * (m * r * r).sum(-1) / (m * r**3).sum(-1).clamp(1e-300)
         )
-        mask4 = mask[None].expand(4, b, n).reshape(4 * b, n)
-        order = _ops.sort_nodes(key.reshape(4 * b, n), mask4).reshape(4, b, n)
-        y_sorted = _ops.gather_nodes(y.reshape(4 * b, n, 3), order.reshape(4 * b, n)).reshape(
-            4, b, n, 3
-        )
-        code_sorted = torch.gather(keys.code[None].expand(4, b, n), 2, order)
-
-        best = scores.argmax(0)
-        y_best, code_best = y_sorted[best, rows], code_sorted[best, rows]
-        diff = ((y_sorted - y_best[None]).abs().amax(-1) * mask[None]).amax(-1) / Rc[None]
-        differs = (diff > self.symmetry_tol) | (code_sorted != code_best[None]).any(-1)
-        s_best = scores[best, rows]
-        # among variants giving the same representative (a symmetry), take the first one, so
-        # that a canonical input is returned with the identity element
-        best = (~differs).to(torch.int8).argmax(0)
-        y_best, code_best = y_sorted[best, rows], code_sorted[best, rows]
-        gaps = torch.where(differs, s_best[None] - scores, torch.full_like(scores, math.inf))
-        sign_gap = gaps.min(0).values
+        close = (sign_gap <= bound).nonzero().flatten()
+        if close.numel():
+            c_choice, c_gap = self._compare_variants(
+                y0[close], mask[close], keys, close, scores[close], Rc[close], flips
+            )
+            choice = choice.index_put((close,), c_choice)
+            sign_gap = sign_gap.index_put((close,), c_gap)
         sign_gap = torch.where(degenerate, torch.full_like(sign_gap, math.inf), sign_gap)
 
-        order_best = order[best, rows]
-        key_best = torch.gather(key[best, rows], 1, order_best)
-        same = _ops.identical_neighbours(y_best, code_best, R, 1e-7)
-        order_gap = _ops.consecutive_gap(key_best, mask, same)
+        # node order in the chosen frame
+        signs = flips[choice]  # (b, 3)
+        y = y0 * signs[:, None, :]
+        key = self._order_key(y, mask, keys.fiedler, keys.fiedler_gap, keys.code, Rc)
+        order = _ops.sort_nodes(key, mask)
+        y_sorted = _ops.gather_nodes(y, order)
+        same = _ops.identical_neighbours(y_sorted, torch.gather(keys.code, 1, order), R, 1e-7)
+        order_gap = _ops.consecutive_gap(torch.gather(key, 1, order), mask, same)
 
         margin = torch.minimum(
             torch.minimum(eigengap / self.eigengap_threshold, sign_gap / self.sign_threshold),
             order_gap / self.order_threshold,
         )
+        return _Solution(
+            pos=y_sorted,
+            order=order,
+            frame=E0 * signs[:, None, :],
+            centroid=mu,
+            margin=margin,
+            eigengap=eigengap,
+            sign_gap=sign_gap,
+            order_gap=order_gap,
+            fiedler_gap=keys.fiedler_gap,
+        )
 
-        # assemble the representative and the element
-        edge = None if x.edge is None else _ops.gather_edges(x.edge, order_best)
-        rep = GeometricGraph(
-            pos=torch.where(mask[..., None], y_best.to(x.dtype), x.pos),
-            node=_ops.gather_nodes(x.node, order_best),
-            mask=mask,
-            edge=edge,
-        )
-        frame = frames[best, rows]
-        element = ProductElement(
-            (
-                Permutation(torch.argsort(order_best, dim=1)),
-                RigidMotion(frame.to(x.dtype), mu.to(x.dtype)),
-            )
-        )
-        details = {
-            "eigengap": eigengap.to(x.dtype),
-            "sign_gap": sign_gap.to(x.dtype),
-            "order_gap": order_gap.to(x.dtype),
-            "fiedler_gap": keys.fiedler_gap.to(x.dtype),
-        }
-        return Canonicalization(rep, element, margin.to(x.dtype), margin < self.threshold, details)
+    @staticmethod
+    def _order_key(
+        y: Tensor, mask: Tensor, fiedler: Tensor, fiedler_gap: Tensor, code: Tensor, Rc: Tensor
+    ) -> Tensor:
+        """Sort keys of atoms with canonical-frame coordinates ``y`` (``(..., b, n, 3)``)."""
+        t = _ops.generic_projection(y) / Rc[:, None]  # (..., b, n)
+        t_real = t * mask.to(t.dtype)
+        stat = (fiedler * t_real).sum(-1) / t_real.norm(dim=-1).clamp(min=1e-300)
+        w = (fiedler_gap / FIEDLER_GAP_SCALE - 1.0).clamp(0.0, 1.0)
+        a = (w * (stat / FIEDLER_SKEW_SCALE).clamp(-1.0, 1.0))[..., None]  # signed Fiedler weight
+        handover = HANDOVER_WEIGHT * (1.0 - a.abs()) + COORDINATE_WEIGHT
+        return a * fiedler + TYPE_WEIGHT * code + handover * t
+
+    def _compare_variants(
+        self,
+        y0: Tensor,
+        mask: Tensor,
+        keys: SpectralKeys,
+        rows: Tensor,
+        scores: Tensor,
+        Rc: Tensor,
+        flips: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """Sign choice for near-tied graphs ``rows``: build all four representatives and compare.
+
+        Variants whose sorted representative equals the best-scoring one's (within
+        ``symmetry_tol · R``, same type sequence) differ by a symmetry of the graph: the first
+        of them is taken, so that a canonical input comes back with the identity element, and
+        they do not count towards the sign gap. Returns the choice and the sign gap.
+        """
+        k, n = mask.shape
+        y = y0[None] * flips[:, None, None, :]  # (4, k, n, 3)
+        code = keys.code[rows]
+        key = self._order_key(y, mask, keys.fiedler[rows], keys.fiedler_gap[rows], code, Rc)
+        mask4 = mask[None].expand(4, k, n).reshape(4 * k, n)
+        order = _ops.sort_nodes(key.reshape(4 * k, n), mask4)
+        y_sorted = _ops.gather_nodes(y.reshape(4 * k, n, 3), order).reshape(4, k, n, 3)
+        code_sorted = torch.gather(code[None].expand(4, k, n), 2, order.reshape(4, k, n))
+        sc = scores.T  # (4, k)
+        best = sc.argmax(0)
+        idx = torch.arange(k, device=mask.device)
+        y_best, code_best = y_sorted[best, idx], code_sorted[best, idx]
+        diff = ((y_sorted - y_best[None]).abs().amax(-1) * mask[None]).amax(-1) / Rc[None]
+        differs = (diff > self.symmetry_tol) | (code_sorted != code_best[None]).any(-1)
+        gaps = torch.where(differs, sc[best, idx][None] - sc, torch.full_like(sc, math.inf))
+        return (~differs).to(torch.int8).argmax(0), gaps.min(0).values
 
     def __repr__(self) -> str:
         return (
@@ -228,6 +317,7 @@ def geometric_spectral_canonicalizer(
     tau_scale: float = 0.5,
     bond_weight: float = 1.0,
     use_edges: bool = True,
+    workers: int | None = None,
 ) -> Canonicalizer:
     """The S_n × SE(3) canonicalizer for molecules: a :class:`GeometricSpectralCanonicalizer`.
 
@@ -248,4 +338,5 @@ def geometric_spectral_canonicalizer(
         tau_scale=tau_scale,
         bond_weight=bond_weight,
         use_edges=use_edges,
+        workers=workers,
     )
