@@ -240,6 +240,9 @@ def test_splits_standard_and_deterministic():
     assert {k: len(v) for k, v in s.items()} == QM9_SPLIT_SIZES
     allidx = np.concatenate(list(s.values()))
     assert np.array_equal(np.sort(allidx), np.arange(130_831))
+    # the Cormorant/EDM split: numpy.random.seed(0); permutation(130831); split at 100k, 117,748
+    perm = np.random.RandomState(0).permutation(130_831)
+    assert np.array_equal(s["test"], perm[117_748:]) and np.array_equal(s["train"], perm[:100_000])
     s2 = qm9_splits()
     for k in s:
         assert np.array_equal(s[k], s2[k])
