@@ -65,11 +65,16 @@ class ExponentialMovingAverage:
     average follows the recent weights. ``warmup=False`` gives the plain constant decay.
 
     Examples:
-        >>> net = nn.Linear(2, 2)
-        >>> ema = ExponentialMovingAverage(net, decay=0.9)
-        >>> ema.update(net)
+        >>> net = nn.Linear(1, 1, bias=False)
+        >>> _ = nn.init.zeros_(net.weight)
+        >>> ema = ExponentialMovingAverage(net, decay=0.9, warmup=False)
+        >>> _ = nn.init.ones_(net.weight)
+        >>> ema.update(net)  # 0.9 * 0 + 0.1 * 1
         >>> with ema.averaged(net):
-        ...     _ = net(torch.zeros(1, 2))
+        ...     round(net.weight.item(), 6)
+        0.1
+        >>> net.weight.item()  # restored on exit
+        1.0
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999, *, warmup: bool = True) -> None:
@@ -133,6 +138,14 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> None
     """Write ``payload`` with ``torch.save`` atomically: a temporary file, fsync, then rename.
 
     A crash at any moment leaves either the previous checkpoint or the new one, never a torn file.
+
+    Examples:
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     save_checkpoint(Path(d) / "ckpt.pt", {"step": 3, "w": torch.ones(2)})
+        ...     state = load_checkpoint(Path(d) / "ckpt.pt")
+        ...     leftovers = sorted(p.name for p in Path(d).iterdir())
+        >>> state["step"], state["w"].tolist(), leftovers
+        (3, [1.0, 1.0], ['ckpt.pt'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +177,17 @@ class CSVLogger:
 
     Columns are fixed by the first row written (later rows may omit some). Each write is
     flushed, so the file is readable while training runs.
+
+    Examples:
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     log = CSVLogger(Path(d) / "log.csv")
+        ...     for step in (1, 2, 3):
+        ...         log.log({"step": step, "loss": 1.0 / step})
+        ...     resumed = CSVLogger(Path(d) / "log.csv", resume_step=2)  # drops step 3
+        ...     resumed.log({"step": 3, "loss": 0.25})
+        ...     lines = (Path(d) / "log.csv").read_text().splitlines()
+        >>> lines
+        ['step,loss', '1,1.0', '2,0.5', '3,0.25']
     """
 
     def __init__(self, path: str | os.PathLike, *, resume_step: int | None = None) -> None:

@@ -110,29 +110,45 @@ def test_so3_haar_is_invariant_in_distribution():
     )
 
 
+def _s4_chisquare_pvalue(perms: torch.Tensor) -> float:
+    """Chi-square p-value of uniformity over the 24 permutations of 4 nodes (all must occur)."""
+    codes = perms @ torch.tensor([64, 16, 4, 1])
+    counts = torch.bincount(codes, minlength=256)
+    observed = counts[counts > 0]
+    assert len(observed) == 24
+    return float(stats.chisquare(observed.numpy()).pvalue)
+
+
 def test_symmetric_group_is_uniform_on_s4():
     """Chi-square over the 24 permutations of n = 4; padding never moves."""
     x = make_graph([4, 2] * 12000, max_nodes=5)
     perms = SymmetricGroup().sample(x, generator=torch.Generator().manual_seed(7)).perm
     assert torch.equal(perms[1::2, 2:], torch.arange(2, 5).expand(12000, 3))
     assert torch.equal(perms[0::2, 4], torch.full((12000,), 4))
-    codes = perms[0::2, :4] @ torch.tensor([64, 16, 4, 1])
-    counts = torch.bincount(codes, minlength=256)
-    observed = counts[counts > 0]
-    assert len(observed) == 24
-    assert stats.chisquare(observed.numpy()).pvalue > 1e-3
+    assert _s4_chisquare_pvalue(perms[0::2, :4]) > 1e-3
     pair_codes = perms[1::2, :2] @ torch.tensor([2, 1])
     assert set(torch.unique(pair_codes).tolist()) == {1, 2}
 
 
 def test_chi_square_rejects_a_biased_permutation_sampler():
-    """A sampler that never moves node 0 covers only 6 of 24 permutations: the test must fail it."""
+    """The naive shuffle reaches all 24 permutations of S_4 but is biased: chi-square rejects it.
+
+    Swapping position i with a uniform position in 0..3, for i = 0..3, has 4^4 = 256 equally
+    likely paths, and 256 is not a multiple of 24, so the permutations cannot be equally likely.
+    """
+    num, n = 12000, 4
     g = torch.Generator().manual_seed(7)
-    keys = torch.rand(12000, 4, generator=g)
-    keys[:, 0] = -1.0
-    perms = torch.argsort(keys, 1)
-    codes = perms @ torch.tensor([64, 16, 4, 1])
-    assert len(torch.unique(codes)) == 6
+    perms = torch.arange(n).expand(num, n).clone()
+    rows = torch.arange(num)
+    for i in range(n):
+        j = torch.randint(n, (num,), generator=g)
+        a, b = perms[rows, i].clone(), perms[rows, j].clone()
+        perms[rows, i], perms[rows, j] = b, a
+    assert _s4_chisquare_pvalue(perms) < 1e-6
+    # the real sampler, on the same number of graphs, passes the same test
+    x = make_graph([n] * num)
+    real = SymmetricGroup().sample(x, generator=torch.Generator().manual_seed(7)).perm
+    assert _s4_chisquare_pvalue(real) > 1e-3
 
 
 def test_padding_never_moves_under_any_group():

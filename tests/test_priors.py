@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from symgen.canon import geometric_spectral_canonicalizer
-from symgen.groups import Translations, permutation_rigid_group
+from symgen.groups import SymmetricGroup, Translations, permutation_rigid_group
 from symgen.priors import (
     AlignedPrior,
     CategoricalPrior,
@@ -20,7 +20,7 @@ from symgen.priors import (
     center_positions,
 )
 from symgen.state import GeometricGraph
-from symgen.testing import geometric_graphs, make_graph
+from symgen.testing import assert_invariant, geometric_graphs, make_graph
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -161,6 +161,39 @@ def test_uniform_categorical_prior(dtype: torch.dtype) -> None:
     )
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    x=geometric_graphs(max_nodes=7, num_types=3, edge_features=st.integers(0, 3)),
+    source=st.sampled_from(["uniform", "marginal"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_categorical_log_prob_is_invariant_under_node_permutations(
+    x: GeometricGraph, source: str, seed: int
+) -> None:
+    """``log p(π·x) = log p(x)`` for every relabelling π of the real nodes (S_n invariance)."""
+    e = 0 if x.edge is None else x.edge.shape[-1]
+    # one-hot atom types (3 classes), then one continuous column; one-hot edge classes
+    extra = torch.randn(x.batch_size, x.max_nodes, 1, generator=_gen(seed), dtype=torch.float64)
+    x = x.replace(node=torch.cat([x.node, extra.to(x.dtype) * x.mask[..., None]], -1))
+    spec = CategoricalSpec(node_blocks=(3,), edge_classes=e or None)
+    if source == "marginal":  # unequal class probabilities: log p depends on where tokens are
+        prior = CategoricalPrior(
+            spec,
+            "marginal",
+            node_marginals=[torch.tensor([0.6, 0.3, 0.1])],
+            edge_marginal=None if e == 0 else torch.arange(1.0, e + 1.0),
+        )
+    else:
+        prior = CategoricalPrior(spec, "uniform")
+    lp = prior.log_prob(x)
+    assert lp.dtype == x.dtype and bool(torch.isfinite(lp).all())
+    atol = 1e-3 if x.dtype == torch.float32 else 1e-9
+    report = assert_invariant(
+        prior.log_prob, SymmetricGroup(), x, generator=_gen(seed), atol=atol, float64=False
+    )
+    assert len(report.errors) >= 4  # testing elements and 3 Haar-random relabellings
+
+
 def test_masked_categorical_prior_is_all_zero_and_absorbing() -> None:
     t = _cat_template()
     prior = CategoricalPrior(SPEC, "masked")
@@ -243,3 +276,30 @@ def test_aligned_prior_samples_are_canonical(dtype: torch.dtype) -> None:
     torch.testing.assert_close(
         (x.pos**2).sum((1, 2)), (raw.pos**2).sum((1, 2)), atol=atol, rtol=1e-4
     )
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    x=geometric_graphs(max_nodes=7, edge_features=st.integers(0, 2)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_aligned_log_prob_is_constant_on_orbits(x: GeometricGraph, seed: int) -> None:
+    """With an S_n × SE(3)-invariant base, ``log p(g·x) = log p(x) = log p(κ(x))``."""
+    canon = geometric_spectral_canonicalizer()
+    prior = AlignedPrior(CenteredGaussianPrior(std=1.3), canon)
+    y = prior.sample(x, generator=_gen(seed))
+    atol = 1e-3 if x.dtype == torch.float32 else 1e-9
+    G = permutation_rigid_group(translation_scale=2.0)
+    for z in (x, y):  # any input, and a sample of the prior itself
+        lp = prior.log_prob(z)
+        assert lp.dtype == x.dtype and bool(torch.isfinite(lp).all())
+        tol = atol * (1 + float(lp.abs().max()))  # assert_invariant has no relative tolerance
+        assert_invariant(prior.log_prob, G, z, generator=_gen(seed), atol=tol, float64=False)
+        # the orbit's representative on the canonical slice has the orbit's density
+        rep = canon.canonicalize(z).representative
+        torch.testing.assert_close(prior.log_prob(rep), lp, atol=tol, rtol=0)
+    # the property needs the invariant base: an uncentred base is not translation invariant
+    loose = AlignedPrior(GaussianPrior(), canon)
+    T = Translations(scale=3.0)
+    moved = T.act(T.sample(x, generator=_gen(seed)), x)
+    assert not torch.allclose(loose.log_prob(moved), loose.log_prob(x))

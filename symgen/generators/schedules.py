@@ -15,6 +15,17 @@ class NoiseSchedule(ABC):
 
     Subclasses define ``ᾱ(τ) = α²`` as a function of the diffusion time ``τ = 1 - t``; it is
     clipped to ``[alpha_bar_min, 1]`` so that ``α_0 > 0`` and ``x̂ = (z - σ ε̂) / α`` stays finite.
+
+    Examples:
+        >>> class LinearAlphaBar(NoiseSchedule):  # ᾱ(τ) = 1 - τ
+        ...     def _alpha_bar(self, tau):
+        ...         return 1 - tau
+        >>> s = LinearAlphaBar()
+        >>> t = torch.tensor([0.0, 0.75, 1.0], dtype=torch.float64)
+        >>> s.alpha_bar(t).tolist()  # clipped at alpha_bar_min for t = 0
+        [1e-05, 0.75, 1.0]
+        >>> torch.allclose(s.alpha(t) ** 2 + s.sigma(t) ** 2, torch.ones(3, dtype=torch.float64))
+        True
     """
 
     def __init__(self, alpha_bar_min: float = 1e-5) -> None:

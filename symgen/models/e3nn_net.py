@@ -54,6 +54,15 @@ class E3NNConfig:
         radial_hidden: hidden width of the radial weight MLP.
         normalization_factor: neighbour sums are divided by this (about √(mean degree)).
         zero_com: remove the masked mean from the vector output (zero centre of mass).
+
+    The hidden features are ``scalars x 0e + vectors x 1o [+ tensors x 2e]``.
+
+    Examples:
+        >>> cfg = E3NNConfig(node_in=5, node_out=5, scalars=8, vectors=4, tensors=2)
+        >>> cfg.hidden_irreps
+        '8x0e + 4x1o + 2x2e'
+        >>> E3NNNetwork(cfg, depth=1).config.depth  # keyword arguments override the fields
+        1
     """
 
     node_in: int

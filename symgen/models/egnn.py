@@ -45,6 +45,15 @@ class EGNNConfig:
         num_rbf: Gaussian distance basis size for the edge head.
         cutoff: largest centre of the distance basis.
         zero_com: remove the masked mean from the velocity output (zero centre of mass).
+
+    Examples:
+        >>> cfg = EGNNConfig(node_in=5, node_out=5, width=32, depth=2)
+        >>> EGNN(cfg, depth=3).config.depth  # keyword arguments override the config's fields
+        3
+        >>> EGNNConfig(node_in=0, node_out=5)
+        Traceback (most recent call last):
+            ...
+        ValueError: EGNNConfig.node_in must be >= 1, got 0
     """
 
     node_in: int

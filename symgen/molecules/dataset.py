@@ -78,6 +78,20 @@ class MoleculeDataset:
         status: ``(N,)`` int8 perception status codes, see :data:`STATUS_NAMES`.
         ids: ``(N,)`` int64 source identifiers (QM9 index, GEOM molecule/conformer number).
         metadata: free-form provenance (JSON-serializable), saved with the dataset.
+
+    Molecule ``i`` is ``atomic_numbers[atom_offsets[i]:atom_offsets[i + 1]]`` (and likewise for
+    positions and charges), with bonds ``bonds[bond_offsets[i]:bond_offsets[i + 1]]``.
+
+    Examples:
+        >>> from symgen.molecules.molecule import Molecule
+        >>> h2 = Molecule(np.array([1, 1]), np.array([[0.0, 0, 0], [0.74, 0, 0]]),
+        ...               np.zeros(2, int), np.array([[0, 1]]), np.array([1]))
+        >>> ch = Molecule(np.array([6, 1]), np.array([[0.0, 0, 0], [1.09, 0, 0]]))
+        >>> ds = MoleculeDataset.from_molecules([h2, ch])
+        >>> ds.atom_offsets.tolist(), ds.bond_offsets.tolist()
+        ([0, 2, 4], [0, 1, 1])
+        >>> ds.subset([1, 1]).atomic_numbers.tolist()
+        [6, 1, 6, 1]
     """
 
     atomic_numbers: np.ndarray

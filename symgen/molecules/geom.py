@@ -179,6 +179,30 @@ def load_geom_drugs(
         FileNotFoundError: missing summary, or a missing pickle when ``skip_missing`` is False.
         GeomFormatError: malformed summary or pickle.
         UnknownElementError: an element outside :data:`GEOM_ELEMENTS`.
+
+    Examples:
+        A one-molecule folder in the published layout, written on the spot:
+
+        >>> import tempfile
+        >>> from rdkit import Chem
+        >>> from rdkit.Chem import AllChem
+        >>> mol = Chem.AddHs(Chem.MolFromSmiles("CO"))
+        >>> _ = AllChem.EmbedMolecule(mol, randomSeed=0)
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> root = Path(tmp.name)
+        >>> (root / "drugs").mkdir()
+        >>> conformers = [{"rd_mol": mol, "totalenergy": e} for e in (-115.1, -115.3, -115.2)]
+        >>> with open(root / "drugs" / "methanol.pickle", "wb") as f:
+        ...     pickle.dump({"conformers": conformers}, f)
+        >>> summary = {"CO": {"pickle_path": "drugs/methanol.pickle"}, "C": {}}
+        >>> _ = (root / "summary_drugs.json").write_text(json.dumps(summary))
+        >>> ds = load_geom_drugs(root, max_conformers=2, progress=False)
+        >>> len(ds), ds.num_atoms.tolist(), ds.smiles, ds.metadata["skipped"]["no_pickle_path"]
+        (2, [6, 6], ['CO', 'CO'], 1)
+        >>> heavy = load_geom_drugs(root, max_conformers=1, remove_h=True, progress=False)
+        >>> len(heavy), heavy.num_atoms.tolist()
+        (1, [2])
+        >>> tmp.cleanup()
     """
     from tqdm.auto import tqdm
 

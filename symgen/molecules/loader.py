@@ -69,6 +69,17 @@ class SizeBucketBatcher:
         shuffle: random permutation and batch order; ``False`` gives batches of consecutive
             indices in dataset order (no sorting), for evaluation.
         drop_last: drop the final incomplete batch.
+
+    Examples:
+        >>> sizes = np.array([3, 9, 4, 8, 3, 9])
+        >>> batcher = SizeBucketBatcher(sizes, batch_size=2, bucket_batches=3)
+        >>> batches = batcher.epoch(torch.Generator().manual_seed(0))
+        >>> sorted(sizes[b].tolist() for b in batches)  # one pool, sorted by size
+        [[3, 3], [4, 8], [9, 9]]
+        >>> round(padding_fraction(sizes, batches), 3)  # 1 - 36 / (2·3 + 2·8 + 2·9)
+        0.1
+        >>> SizeBucketBatcher(sizes, batch_size=4, shuffle=False).epoch()
+        [array([0, 1, 2, 3]), array([4, 5])]
     """
 
     def __init__(
@@ -200,6 +211,21 @@ class CanonicalizedDataset:
     (``act(element, representative) == x``); they are found by walking the element for
     ``parts`` (product elements), ``perm``, ``matrix``/``rotation`` and ``vector``/``translation``
     attributes, and kept only when a kind occurs exactly once.
+
+    Examples:
+        >>> import tempfile
+        >>> from symgen.canon import CentroidCanonicalizer
+        >>> from symgen.molecules.molecule import Molecule
+        >>> ch = Molecule(np.array([6, 1]), np.array([[0.0, 0, 0], [1.0, 0, 0]]))
+        >>> out = canonicalize_dataset(MoleculeDataset.from_molecules([ch]),
+        ...                            CentroidCanonicalizer(), progress=False)
+        >>> out.representatives[0].positions.tolist(), out.translation.tolist()
+        ([[-0.5, 0.0, 0.0], [0.5, 0.0, 0.0]], [[0.5, 0.0, 0.0]])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     out.save(os.path.join(d, "canon.npz"))
+        ...     back = CanonicalizedDataset.load(os.path.join(d, "canon.npz"))
+        >>> len(back), back.flagged.tolist(), back.rotation is None
+        (1, [False], True)
     """
 
     representatives: MoleculeDataset

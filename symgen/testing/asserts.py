@@ -104,6 +104,18 @@ def assert_group_axioms(
     for every given element, and ``compose(compose(a, b), c) = compose(a, compose(b, c))`` for
     cyclically consecutive triples (default elements: ``testing_elements(x)`` plus
     ``num_random`` Haar samples).
+
+    Examples:
+        >>> from symgen.testing import make_graph
+        >>> x = make_graph([3, 2], dtype=torch.float64)
+        >>> assert_group_axioms(SO3(), x)  # passes silently
+        >>> class Broken(SO3):  # compose(g, h) = g ignores h
+        ...     def compose(self, g, h):
+        ...         return g
+        >>> assert_group_axioms(Broken(), x)
+        Traceback (most recent call last):
+            ...
+        AssertionError: Broken(): e·g != g (element 0)
     """
     atol = default_atol(x.dtype) if atol is None else atol
     els = list(elements) if elements is not None else _elements(group, x, num_random, generator)
@@ -145,6 +157,17 @@ def assert_action_homomorphism(
 
     ``act(e, x) = x``, ``act(compose(g, h), x) = act(g, act(h, x))`` and, for every element,
     the mask is unchanged and padding slots keep their exact values.
+
+    Examples:
+        >>> from symgen.testing import make_graph
+        >>> x = make_graph([3, 2], dtype=torch.float64)
+        >>> assert_action_homomorphism(SE3(translation_scale=1.0), x)  # passes silently
+        >>> # rotations and translations do not commute: SE(3) is not SO(3) × T(3)
+        >>> not_se3 = DirectProduct(SO3(), Translations())
+        >>> assert_action_homomorphism(not_se3, x)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        AssertionError: SO3() × Translations(scale=1.0): act(g∘h) vs act(g, act(h)) ...
     """
     atol = default_atol(x.dtype) if atol is None else atol
     els = list(elements) if elements is not None else _elements(group, x, num_random, generator)
@@ -238,6 +261,18 @@ def assert_equivariant(
 
     Returns:
         An :class:`EquivarianceReport`; raises ``AssertionError`` when ``max_error > atol``.
+
+    Examples:
+        >>> from symgen.testing import make_graph
+        >>> x = make_graph([4, 2], max_nodes=5)
+        >>> def double(y):  # pos -> 2 pos: commutes with rotations, not with translations
+        ...     return y.replace(pos=2 * y.pos)
+        >>> assert_equivariant(double, SO3(), x).max_error < 1e-12
+        True
+        >>> assert_equivariant(double, Translations(), x)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        AssertionError: not equivariant under Translations(scale=1.0): max error ...
     """
     x = _as_float64(x) if float64 else x
     atol = default_atol(x.dtype) if atol is None else atol
@@ -271,6 +306,15 @@ def assert_invariant(
     """Assert ``fn(act(g, x)) == fn(x)`` for the given or default elements.
 
     Returns the report with the worst error.
+
+    Examples:
+        >>> from symgen.testing import make_graph
+        >>> x = make_graph([4, 2], max_nodes=5)
+        >>> def spread(y):  # Σ_i |pos_i - pos_0|² over the real nodes, one value per graph
+        ...     d = (y.pos - y.pos[:, :1]) * y.mask[..., None]
+        ...     return (d**2).sum((1, 2))
+        >>> assert_invariant(spread, SE3(translation_scale=1.0), x).max_error < 1e-9
+        True
     """
     return assert_equivariant(
         fn,

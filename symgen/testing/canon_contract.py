@@ -246,6 +246,14 @@ class CanonicalizerContract:
     types, masks, edge features, float32 and float64), and on degenerate inputs (coincident,
     collinear, planar and symmetric shapes) where unflagged outputs must still be invariant
     and every output stays in the orbit without NaN; plus determinism.
+
+    Examples:
+        >>> from symgen.canon import CentroidCanonicalizer
+        >>> class TestCentroid(CanonicalizerContract):
+        ...     def make_canonicalizer(self):
+        ...         return CentroidCanonicalizer()
+        >>> TestCentroid().test_contract_generic()  # pytest finds and runs it in a test module
+        >>> TestCentroid().test_deterministic()
     """
 
     #: Check pairwise distances and node multisets (isometries and permutations only).
