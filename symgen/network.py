@@ -7,7 +7,7 @@ from torch import Tensor
 
 from symgen.state import GeometricGraph
 
-__all__ = ["GraphNetwork"]
+__all__ = ["GraphNetwork", "supports_self_conditioning"]
 
 
 @runtime_checkable
@@ -20,6 +20,21 @@ class GraphNetwork(Protocol):
     prediction (logits or values over the node channels) and ``edge`` the edge prediction (or
     ``None`` if the data has no edges). Any ``torch.nn.Module`` with this call signature
     qualifies; for canonical-slice models, the slot index is the canonical rank of a node.
+
+    Self-conditioning (optional): a network whose attribute ``self_conditioning`` is ``True``
+    also accepts ``net(x_t, t, cond=x̂1)``, where ``x̂1`` is the process's previous estimate of
+    the clean data (positions, and probabilities over the categorical channels) and
+    ``cond=None`` means "no estimate yet". See :func:`supports_self_conditioning`.
     """
 
     def __call__(self, x: GeometricGraph, t: Float[Tensor, " b"]) -> GeometricGraph: ...
+
+
+def supports_self_conditioning(net: object) -> bool:
+    """Whether ``net`` accepts ``net(x_t, t, cond=...)`` (its ``self_conditioning`` is true).
+
+    Examples:
+        >>> supports_self_conditioning(object())
+        False
+    """
+    return bool(getattr(net, "self_conditioning", False))

@@ -320,6 +320,32 @@ def test_canon_transformer_permutation_equivariant_with_permuted_rank():
         assert not torch.allclose(net(S.act(g, x), T).node, S.act(g, net(x, T)).node, atol=1e-6)
 
 
+def test_canon_transformer_self_conditioning_and_pair_sums():
+    """Self-conditioning: the estimate changes the output, its padding is ignored, and a
+    wrongly shaped estimate or a network built without the option is refused."""
+    net = _net("canon_transformer", self_condition=True).double()
+    assert net.self_conditioning and not _net("canon_transformer").self_conditioning
+    x = _batch()
+    est = make_graph(
+        [4, 6, 2],
+        max_nodes=7,
+        num_types=NODE_OUT,
+        edge_features=EDGE_OUT,
+        seed=9,
+        dtype=torch.float64,
+    ).replace(mask=x.mask)
+    with torch.no_grad():
+        plain, with_est = net(x, T), net(x, T, cond=est)
+        garbage = est.replace(pos=torch.where(x.mask[..., None], est.pos, 99.0))
+        assert not torch.allclose(plain.node, with_est.node)
+        m = x.mask[..., None]
+        torch.testing.assert_close(net(x, T, cond=garbage).node * m, with_est.node * m)
+    with pytest.raises(ValueError, match="cond must be shaped"):
+        net(x, T, cond=est.replace(node=est.node[..., :2]))
+    with pytest.raises(ValueError, match="without self_condition"):
+        _net("canon_transformer").double()(x, T, cond=est)
+
+
 def test_canon_transformer_rank_shape_error():
     net = _net("canon_transformer")
     with pytest.raises(ValueError, match="rank must have shape"):

@@ -110,6 +110,23 @@ class TrainConfig:
         ("data", "velocity"),
     )
     solver: str = _opt("euler", "flow-matching ODE solver", ("euler", "heun", "midpoint"))
+    final_tokens: str = _opt(
+        "argmax",
+        "read-out of atom, charge and bond tokens at the last sampling step: mode or draw",
+        ("argmax", "sample"),
+    )
+    stochasticity: float = _opt(
+        0.0, "discrete flow: rate of detailed-balance re-noising of tokens while sampling"
+    )
+    token_exponent: float = _opt(
+        1.0, "discrete flow: tokens follow the schedule t^k (k > 1: decided after positions)"
+    )
+    self_condition: bool = _opt(
+        False, "self-conditioning: feed the network its previous clean-data estimate"
+    )
+    weight_pos: float = _opt(1.0, "loss weight of the position term")
+    weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
+    weight_edge: float = _opt(1.0, "loss weight of the bond term")
     # network
     network: str = _opt("canon_transformer", "network", ("canon_transformer", "egnn", "e3nn"))
     width: int = _opt(128, "network width (hidden channels; e3nn: scalar channels)")
@@ -212,6 +229,10 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(
             "prior='aligned' puts noise on the canonical slice; it needs canonicalize=true"
         )
+    if cfg.self_condition and (cfg.network != "canon_transformer" or cfg.process != "flow"):
+        raise ValueError(
+            "self_condition is implemented for the canon_transformer network with process='flow'"
+        )
     if cfg.process == "diffusion":
         if cfg.coupling != "independent":
             raise ValueError("diffusion trains on independent noise: use coupling='independent'")
@@ -306,7 +327,9 @@ def network_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         edge_out=LAYOUT.edge_dim,
     )
     if cfg.network == "canon_transformer":
-        return dict(io, width=cfg.width, depth=cfg.depth, heads=cfg.heads)
+        return dict(
+            io, width=cfg.width, depth=cfg.depth, heads=cfg.heads, self_condition=cfg.self_condition
+        )
     if cfg.network == "egnn":
         return dict(io, width=cfg.width, depth=cfg.depth)
     return dict(io, scalars=cfg.width, vectors=max(4, cfg.width // 4), depth=cfg.depth)
@@ -337,10 +360,21 @@ def build_generator(
     }[cfg.coupling]()
     if cfg.process == "flow":
         process: Any = FlowMatching(
-            prediction=cfg.prediction, solver=cfg.solver, spec=SPEC, categorical=cfg.categorical
+            prediction=cfg.prediction,
+            solver=cfg.solver,
+            spec=SPEC,
+            categorical=cfg.categorical,
+            final_tokens=cfg.final_tokens,
+            stochasticity=cfg.stochasticity,
+            token_exponent=cfg.token_exponent,
+            self_conditioning=cfg.self_condition,
+            weights={"pos": cfg.weight_pos, "node": cfg.weight_node, "edge": cfg.weight_edge},
         )
     else:
-        process = VPDiffusion(spec=SPEC)
+        process = VPDiffusion(
+            spec=SPEC,
+            weights={"pos": cfg.weight_pos, "node": cfg.weight_node, "edge": cfg.weight_edge},
+        )
     model = build_network(cfg.network, **network_kwargs(cfg))
     augment = DirectProduct(SymmetricGroup(), SO3()) if cfg.augment else None
     sizes = torch.as_tensor(np.bincount(data.train.num_atoms, minlength=30), dtype=torch.float64)

@@ -40,6 +40,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="output folder (default: next to the checkpoint, samples_<steps>)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument(
+        "--stochasticity",
+        type=float,
+        default=None,
+        help="detailed-balance re-noising rate of tokens (default: the run's config)",
+    )
+    p.add_argument(
+        "--final-tokens",
+        choices=("argmax", "sample"),
+        default=None,
+        help="read-out of atom/bond tokens at the last step (default: the run's config)",
+    )
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--batch-size", type=int, default=250, help="molecules per sampling batch")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
@@ -71,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = cf.TrainConfig(**state["config"])
     cfg.device = args.device
+    if args.stochasticity is not None:
+        cfg.stochasticity = args.stochasticity
+    if args.final_tokens:
+        cfg.final_tokens = args.final_tokens
     data = cf.prepare_data(cfg, progress=not args.no_progress)
     featurizer = MolecularFeaturizer(cf.LAYOUT)
     gen = cf.build_generator(cfg, data, featurizer).to(args.device)

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from symgen.network import GraphNetwork
+from symgen.network import GraphNetwork, supports_self_conditioning
 from symgen.priors import Prior, center_positions
 from symgen.state import GeometricGraph
 
@@ -100,9 +100,12 @@ class ZeroCoMNetwork(torch.nn.Module):
     def __init__(self, model: GraphNetwork) -> None:
         super().__init__()
         self.model = model
+        self.self_conditioning = supports_self_conditioning(model)
 
-    def forward(self, x: GeometricGraph, t: Float[Tensor, " b"]) -> GeometricGraph:
-        out = self.model(x, t)
+    def forward(
+        self, x: GeometricGraph, t: Float[Tensor, " b"], cond: GeometricGraph | None = None
+    ) -> GeometricGraph:
+        out = self.model(x, t) if cond is None else self.model(x, t, cond=cond)
         check_prediction(out, x, node_width=out.node.shape[-1])
         return out.replace(pos=center_positions(out.pos, out.mask))
 

@@ -11,7 +11,7 @@ from symgen.couplings import Coupling, IndependentCoupling
 from symgen.generators.base import Generator, LossOutput, Process, ZeroCoMNetwork
 from symgen.generators.flow_matching import FlowMatching
 from symgen.groups import DirectProduct, Group, Permutation, SymmetricGroup, random_permutation
-from symgen.network import GraphNetwork
+from symgen.network import GraphNetwork, supports_self_conditioning
 from symgen.priors import (
     AlignedPrior,
     CategoricalPrior,
@@ -132,6 +132,11 @@ class CanonicalGenerator(Generator, torch.nn.Module):
                 "assume_canonical=True needs the canonicalizer (its group symmetrizes samples)"
             )
         _check_channels(prior, process)
+        if getattr(process, "self_conditioning", False) and not supports_self_conditioning(model):
+            raise ValueError(
+                f"{process!r} uses self-conditioning but the network does not accept cond= "
+                "(e.g. build CanonTransformer with self_condition=True)"
+            )
         self.canonicalizer = canonicalizer
         self.prior = prior
         self.coupling = coupling if coupling is not None else IndependentCoupling()

@@ -8,7 +8,13 @@ from symgen.priors import CategoricalSpec, symmetric_pair_mask
 from symgen.priors.spec import _upper_to_symmetric
 from symgen.state import GeometricGraph
 
-__all__ = ["mix_tokens", "token_cross_entropy", "jump_tokens", "decode_categorical"]
+__all__ = [
+    "mix_tokens",
+    "token_cross_entropy",
+    "jump_tokens",
+    "argmax_tokens",
+    "decode_categorical",
+]
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -78,6 +84,8 @@ def jump_tokens(
     *,
     edges: bool,
     generator: torch.Generator | None = None,
+    source: Float[Tensor, "*lead k"] | None = None,
+    source_prob: Float[Tensor, " b"] | None = None,
 ) -> Float[Tensor, "*lead k"]:
     """One Euler step of the discrete flow: each token jumps with probability ``jump_prob`` to a
     class drawn from ``softmax(logits)`` (edges: from the symmetrized logits, one draw per pair).
@@ -86,6 +94,10 @@ def jump_tokens(
     ``p(x1 = y | x_t) / (1 - t)``, so a step of size ``h`` gives
     ``P(x_{t+h} = y) = (1 - h/(1-t)) δ_{x_t}(y) + h/(1-t) · p(x1 = y | x_t)`` (Campbell et al. 2024;
     Gat et al. 2024), the same rule for uniform, masked and marginal sources.
+
+    With ``source`` (fresh prior tokens, symmetric for edges) a jumping token takes the source
+    token instead of the posterior draw with probability ``source_prob``: the noise half of the
+    detailed-balance term that :class:`~symgen.generators.FlowMatching` adds for error correction.
     """
     if edges:
         logits = 0.5 * (logits + logits.transpose(1, 2))
@@ -95,12 +107,38 @@ def jump_tokens(
     u_cls = _edge_uniform(x, generator) if edges else _uniform(tuple(x.shape[:2]), x, generator)
     cls = (u_cls[..., None] > cdf).sum(-1).clamp_max(k - 1)
     new = torch.nn.functional.one_hot(cls, k).to(x.dtype)
+    if source is not None and source_prob is not None:
+        u_src = _edge_uniform(x, generator) if edges else _uniform(tuple(x.shape[:2]), x, generator)
+        ps = source_prob.to(torch.float64).reshape((-1,) + (1,) * (u_src.ndim - 1))
+        new = torch.where((u_src < ps)[..., None], source.to(x.dtype), new)
     u_jump = _edge_uniform(x, generator) if edges else _uniform(tuple(x.shape[:2]), x, generator)
     pj = jump_prob.to(torch.float64).reshape((-1,) + (1,) * (u_jump.ndim - 1))
     out = torch.where((u_jump < pj)[..., None], new, x)
     if edges:
         return _upper_to_symmetric(out, mask)
     return out * mask[..., None].to(x.dtype)
+
+
+def argmax_tokens(
+    logits: Float[Tensor, "*lead k"], mask: Bool[Tensor, "b n"], *, edges: bool
+) -> Float[Tensor, "*lead k"]:
+    """One-hot of the most probable class, ``onehot(argmax_k logits)`` (edges: symmetrized logits).
+
+    The read-out of the last sampling step, where every token jumps (``h / (1 - t) = 1``): taking
+    the mode instead of a draw removes the independent per-token sampling noise that would
+    otherwise break, for instance, the valence of one atom in a molecule with hundreds of pairs.
+
+    Examples:
+        >>> argmax_tokens(torch.tensor([[[0.1, 2.0], [3.0, 0.0]]]), torch.ones(1, 2, dtype=bool),
+        ...               edges=False).tolist()
+        [[[0.0, 1.0], [1.0, 0.0]]]
+    """
+    if edges:
+        logits = 0.5 * (logits + logits.transpose(1, 2))
+    out = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    if edges:
+        return _upper_to_symmetric(out, mask)
+    return out * mask[..., None].to(logits.dtype)
 
 
 def decode_categorical(x: GeometricGraph, spec: CategoricalSpec) -> GeometricGraph:

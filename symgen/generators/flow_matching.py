@@ -15,12 +15,13 @@ from symgen.generators.base import (
     masked_node_mse,
 )
 from symgen.generators.categorical import (
+    argmax_tokens,
     decode_categorical,
     jump_tokens,
     mix_tokens,
     token_cross_entropy,
 )
-from symgen.network import GraphNetwork
+from symgen.network import GraphNetwork, supports_self_conditioning
 from symgen.priors import CategoricalSpec, Prior, symmetrize_edges
 from symgen.state import GeometricGraph
 
@@ -48,7 +49,27 @@ class FlowMatching(Process):
     to its prior value otherwise (uniform, masked or marginal source, from the prior). The
     network returns logits for the data token; the loss is their cross-entropy, and the sampler
     jumps each token with probability ``h / (1 - t)`` to a draw from ``softmax(logits)``
-    (see :func:`~symgen.generators.categorical.jump_tokens`). With ``categorical="continuous"``
+    (see :func:`~symgen.generators.categorical.jump_tokens`). At the last step every token jumps;
+    ``final_tokens="argmax"`` (default) reads out the most probable class there instead of a
+    draw (:func:`~symgen.generators.categorical.argmax_tokens`), ``"sample"`` keeps the draw.
+    ``stochasticity = η > 0`` adds the detailed-balance rate ``η p_t(y | x1)`` of the mixture
+    path (Campbell et al. 2024), which leaves every marginal ``p_t`` unchanged but lets decided
+    tokens be re-noised and re-decided: in expectation over ``x1`` a token jumps with rate
+    ``(1/(1-t) + η t) p(x1 = y | x_t) + η (1-t) p_0(y)``, the last part drawn from the prior.
+    ``token_exponent = k`` reveals tokens on the schedule ``κ(t) = t^k`` instead of ``t`` (each
+    token equals its data value with probability ``κ(t)``; a step jumps with probability
+    ``(κ(t+h) - κ(t)) / (1 - κ(t))``): ``k > 1`` decides atom types and bonds later than the
+    positions, ``k < 1`` earlier.
+
+    ``self_conditioning=True`` (Chen et al. 2023) feeds the network its own previous estimate of
+    the clean data, ``net(x_t, t, cond=x̂1)`` with ``x̂1`` = estimated positions and the
+    probabilities of the categorical channels: in training, half of the batches first run the
+    network without gradient to get ``x̂1`` (the others get no estimate); in sampling, each
+    step passes the estimate of the previous step. "No estimate" is an all-zero estimate, so
+    every parameter is used in every step (as DistributedDataParallel requires). The network
+    must support it
+    (:func:`symgen.network.supports_self_conditioning`).
+    With ``categorical="continuous"``
     one-hot channels are treated as continuous (a relaxation, with a Gaussian prior on
     features), and decoded by argmax at the end of sampling.
 
@@ -75,6 +96,10 @@ class FlowMatching(Process):
         categorical: str = "discrete",
         weights: Mapping[str, float] | None = None,
         time_eps: float = 1e-3,
+        final_tokens: str = "argmax",
+        stochasticity: float = 0.0,
+        token_exponent: float = 1.0,
+        self_conditioning: bool = False,
         progress: bool = False,
     ) -> None:
         if prediction not in ("velocity", "data"):
@@ -85,7 +110,17 @@ class FlowMatching(Process):
             raise ValueError(
                 f"unknown categorical mode {categorical!r}; choose 'discrete' or 'continuous'"
             )
+        if final_tokens not in ("argmax", "sample"):
+            raise ValueError(f"unknown final_tokens {final_tokens!r}; choose 'argmax' or 'sample'")
+        if not token_exponent > 0:
+            raise ValueError(f"token_exponent must be positive, got {token_exponent}")
+        if not stochasticity >= 0:
+            raise ValueError(f"stochasticity must be >= 0, got {stochasticity}")
         self.prediction = prediction
+        self.final_tokens = final_tokens
+        self.stochasticity = float(stochasticity)
+        self.token_exponent = float(token_exponent)
+        self.self_conditioning = bool(self_conditioning)
         self.solver = solver
         self.spec = spec
         self.categorical = categorical
@@ -109,6 +144,10 @@ class FlowMatching(Process):
         return self._discrete and self.spec is not None and self.spec.edge_classes is not None
 
     # ------------------------------------------------------------------ path
+    def _kappa(self, t: Tensor) -> Tensor:
+        """Token schedule ``κ(t) = t^k``: probability that a token shows its data value."""
+        return t if self.token_exponent == 1.0 else t.clamp(min=0.0) ** self.token_exponent
+
     def interpolate(
         self,
         x0: GeometricGraph,
@@ -121,9 +160,10 @@ class FlowMatching(Process):
         tt = t[:, None, None]
         pos = (1 - tt) * x0.pos + tt * x1.pos
         node = (1 - tt) * x0.node + tt * x1.node
+        kt = self._kappa(t)
         if self._discrete and self.spec is not None:
             parts = [
-                mix_tokens(x0.node[..., sl], x1.node[..., sl], t, edges=False, generator=generator)
+                mix_tokens(x0.node[..., sl], x1.node[..., sl], kt, edges=False, generator=generator)
                 for sl in self.spec.block_slices()
             ]
             c = self._cont_start()
@@ -131,12 +171,65 @@ class FlowMatching(Process):
         edge = None
         if x1.edge is not None and x0.edge is not None:
             if self._edge_discrete():
-                edge = mix_tokens(x0.edge, x1.edge, t, edges=True, generator=generator)
+                edge = mix_tokens(x0.edge, x1.edge, kt, edges=True, generator=generator)
             else:
                 t4 = t[:, None, None, None]
                 edge = (1 - t4) * x0.edge + t4 * x1.edge
         m = x1.mask[..., None].to(x1.dtype)
         return GeometricGraph(pos=pos * m, node=node * m, mask=x1.mask, edge=edge)
+
+    # ------------------------------------------------------------------ self-conditioning
+    def _call(
+        self, model: GraphNetwork, x: GeometricGraph, t: Tensor, cond: GeometricGraph | None
+    ) -> GeometricGraph:
+        if not self.self_conditioning:
+            return model(x, t)
+        if not supports_self_conditioning(model):
+            raise ValueError(
+                "self_conditioning=True needs a network that accepts cond= (its attribute "
+                "self_conditioning is true), e.g. CanonTransformer(self_condition=True)"
+            )
+        if cond is None:  # "no estimate yet" is an all-zero estimate (Chen et al. 2023)
+            cond = GeometricGraph(
+                pos=torch.zeros_like(x.pos),
+                node=torch.zeros_like(x.node),
+                mask=x.mask,
+                edge=None if x.edge is None else torch.zeros_like(x.edge),
+            )
+        return model(x, t, cond=cond)  # type: ignore[call-arg]
+
+    def estimate(self, pred: GeometricGraph, x: GeometricGraph, t: Tensor) -> GeometricGraph:
+        """The clean-data estimate ``x̂1`` behind a prediction (the self-conditioning input).
+
+        Positions ``x_t + (1 - t) v̂`` (velocity prediction) or ``x̂1`` (data prediction);
+        categorical blocks and edges as softmax probabilities; continuous columns like positions.
+        """
+        tt = (1 - t)[:, None, None]
+        c = self._cont_start()
+        if self.prediction == "velocity":
+            pos = x.pos + tt * pred.pos
+            cont = x.node[..., c:] + tt * pred.node[..., c:]
+        else:
+            pos, cont = pred.pos, pred.node[..., c:]
+        parts = []
+        if self._discrete and self.spec is not None:
+            parts = [torch.softmax(pred.node[..., sl], -1) for sl in self.spec.block_slices()]
+        node = torch.cat(parts + [cont], -1)
+        edge = None
+        if x.edge is not None and pred.edge is not None:
+            e = symmetrize_edges(pred.edge, x.mask)
+            if self._edge_discrete():
+                e = torch.softmax(e, -1) * x.edge_mask[..., None].to(e.dtype)
+            elif self.prediction == "velocity":
+                e = x.edge + (1 - t)[:, None, None, None] * e
+            edge = e
+        m = x.mask[..., None].to(x.dtype)
+        return GeometricGraph(
+            pos=(pos * m).detach(),
+            node=(node * m).detach(),
+            mask=x.mask,
+            edge=None if edge is None else edge.detach(),
+        )
 
     # ------------------------------------------------------------------ loss
     def loss(
@@ -151,7 +244,13 @@ class FlowMatching(Process):
             self.spec.check(x1)
         t = _draw_time(x1.batch_size, x1.pos, generator)
         xt = self.interpolate(x0, x1, t, generator=generator)
-        pred = model(xt, t)
+        cond = None
+        if self.self_conditioning:
+            coin = torch.rand((), generator=generator, dtype=torch.float64, device=x1.device)
+            if float(coin) < 0.5:
+                with torch.no_grad():
+                    cond = self.estimate(self._call(model, xt, t, None), xt, t)
+        pred = self._call(model, xt, t, cond)
         check_prediction(pred, xt)
         mask = x1.mask
         c = self._cont_start()
@@ -183,10 +282,10 @@ class FlowMatching(Process):
 
     # ------------------------------------------------------------------ sampling
     def _velocity(
-        self, model: GraphNetwork, x: GeometricGraph, t: Tensor
+        self, model: GraphNetwork, x: GeometricGraph, t: Tensor, cond: GeometricGraph | None = None
     ) -> tuple[GeometricGraph, GeometricGraph]:
         """Continuous velocity field (as a graph; token channels zero) and the raw prediction."""
-        pred = model(x, t)
+        pred = self._call(model, x, t, cond)
         check_prediction(pred, x)
         c = self._cont_start()
         node_v = torch.zeros_like(x.node)
@@ -225,20 +324,56 @@ class FlowMatching(Process):
         t: float,
         h: float,
         generator: torch.Generator | None,
+        prior: Prior | None = None,
     ) -> GeometricGraph:
         if not self._discrete or self.spec is None:
             return x
-        p = min(1.0, h / max(1.0 - t, 1e-12))
+        k = self.token_exponent
+        k0, k1 = max(t, 0.0) ** k, min(t + h, 1.0) ** k
+        p = 1.0 if t + h >= 1.0 - 1e-9 else min(1.0, (k1 - k0) / max(1.0 - k0, 1e-12))
+        if p >= 1.0 and self.final_tokens == "argmax":
+            node = x.node.clone()
+            for sl in self.spec.block_slices():
+                node[..., sl] = argmax_tokens(pred.node[..., sl], x.mask, edges=False)
+            edge = x.edge
+            if self._edge_discrete() and x.edge is not None:
+                assert pred.edge is not None
+                edge = argmax_tokens(pred.edge, x.mask, edges=True)
+            return x.replace(node=node, edge=edge)
+        source, source_p = None, None
+        eta = self.stochasticity
+        if eta > 0 and p < 1.0 and prior is not None:
+            # jump masses of the step: towards the posterior, and the re-noising part
+            w1, w0 = p + h * eta * k0, h * eta * (1.0 - k0)
+            p = min(1.0, w1 + w0)
+            source = prior.sample(x, generator=generator)
+            source_p = torch.full((x.batch_size,), w0 / (w1 + w0), dtype=x.dtype, device=x.device)
         jp = torch.full((x.batch_size,), p, dtype=x.dtype, device=x.device)
         node = x.node.clone()
         for sl in self.spec.block_slices():
             node[..., sl] = jump_tokens(
-                x.node[..., sl], pred.node[..., sl], jp, x.mask, edges=False, generator=generator
+                x.node[..., sl],
+                pred.node[..., sl],
+                jp,
+                x.mask,
+                edges=False,
+                generator=generator,
+                source=None if source is None else source.node[..., sl],
+                source_prob=source_p,
             )
         edge = x.edge
         if self._edge_discrete() and x.edge is not None:
             assert pred.edge is not None
-            edge = jump_tokens(x.edge, pred.edge, jp, x.mask, edges=True, generator=generator)
+            edge = jump_tokens(
+                x.edge,
+                pred.edge,
+                jp,
+                x.mask,
+                edges=True,
+                generator=generator,
+                source=None if source is None else source.edge,
+                source_prob=source_p,
+            )
         return x.replace(node=node, edge=edge)
 
     @torch.no_grad()
@@ -257,17 +392,20 @@ class FlowMatching(Process):
         x = prior.sample(template, generator=generator)
         b = x.batch_size
         h = 1.0 / num_steps
+        cond: GeometricGraph | None = None
         for k in tqdm(
             range(num_steps), disable=not self.progress, desc="flow matching", leave=False
         ):
             t0 = k * h
             tv = torch.full((b,), t0, dtype=x.dtype, device=x.device)
-            v1, pred = self._velocity(model, x, tv)
+            v1, pred = self._velocity(model, x, tv, cond)
+            if self.self_conditioning:
+                cond = self.estimate(pred, x, tv)
             last_data_step = self.prediction == "data" and k == num_steps - 1
             if self.solver == "euler" or (self.solver == "heun" and last_data_step):
                 new = self._axpy(x, h, v1)
             elif self.solver == "heun":
-                v2, _ = self._velocity(model, self._axpy(x, h, v1), tv + h)
+                v2, _ = self._velocity(model, self._axpy(x, h, v1), tv + h, cond)
                 avg = GeometricGraph(
                     pos=0.5 * (v1.pos + v2.pos),
                     node=0.5 * (v1.node + v2.node),
@@ -276,9 +414,9 @@ class FlowMatching(Process):
                 )
                 new = self._axpy(x, h, avg)
             else:
-                v2, _ = self._velocity(model, self._axpy(x, 0.5 * h, v1), tv + 0.5 * h)
+                v2, _ = self._velocity(model, self._axpy(x, 0.5 * h, v1), tv + 0.5 * h, cond)
                 new = self._axpy(x, h, v2)
-            x = self._jump(new, pred, t0, h, generator)
+            x = self._jump(new, pred, t0, h, generator, prior)
         x = x.zero_padding()
         if self.spec is not None and self.categorical == "continuous":
             x = decode_categorical(x, self.spec)

@@ -48,7 +48,13 @@ class CanonTransformerConfig:
         cutoff: largest centre of the distance basis (Å for molecules).
         rank_dim: sinusoidal feature size of the rank encoding (each of rank and size).
         update_pair: update the pair representation from the tokens after every block.
+        pair_sum: add ``W Σ_j m_j p_ij / 8`` (an un-normalized sum over real partners) to the
+            tokens in every block, and the edge-class counts ``Σ_j e_ij`` of the input to the
+            first tokens: attention averages, so without it a token cannot count its bonds.
         zero_com: remove the masked mean from the positional output (for centred targets).
+        self_condition: accept ``cond=x̂1`` (self-conditioning): the estimate's positions, node
+            probabilities and pair distances / edge probabilities are embedded into the tokens
+            and the pair representation (``cond=None``: no estimate, nothing added).
 
     Examples:
         >>> cfg = CanonTransformerConfig(node_in=8, node_out=8, edge_in=4, edge_out=4, width=32,
@@ -70,7 +76,9 @@ class CanonTransformerConfig:
     cutoff: float = 10.0
     rank_dim: int = 32
     update_pair: bool = True
+    pair_sum: bool = True
     zero_com: bool = False
+    self_condition: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -119,6 +127,7 @@ class _Block(nn.Module):
         self.pair_bias = nn.Linear(p, cfg.heads, bias=False)
         self.dist_bias = nn.Linear(cfg.num_rbf, cfg.heads)
         self.update_pair = cfg.update_pair
+        self.pair_sum = nn.Linear(p, w) if cfg.pair_sum else None
         if cfg.update_pair:
             self.tok_norm = nn.LayerNorm(w)
             self.to_pair_i = nn.Linear(w, p)
@@ -133,6 +142,7 @@ class _Block(nn.Module):
         rbf: Float[Tensor, "b n n k"],
         key_mask: Float[Tensor, "b 1 1 n"],
         cond: Float[Tensor, "b w"],
+        pair_weight: Float[Tensor, "b n n 1"],
     ) -> tuple[Float[Tensor, "b n w"], Float[Tensor, "b n n p"]]:
         b, n, w = h.shape
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(cond).chunk(6, dim=-1)
@@ -142,6 +152,8 @@ class _Block(nn.Module):
         q, k, v = (u.reshape(b, n, self.heads, w // self.heads).transpose(1, 2) for u in (q, k, v))
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         h = h + g1[:, None, :] * self.out(att.transpose(1, 2).reshape(b, n, w))
+        if self.pair_sum is not None:
+            h = h + self.pair_sum((pair * pair_weight).sum(2) / 8.0)
         h = h + g2[:, None, :] * self.ff(_modulate(self.norm2(h), sh2, sc2))
         if self.update_pair:
             u = self.tok_norm(h)
@@ -160,7 +172,10 @@ class CanonTransformer(nn.Module):
 
         ``att_ij^h = softmax_j(q_i^h · k_j^h / √d_h + w_h · LN(p_ij) + u_h · φ(d_ij) + mask_j)``
 
-    with padding keys at ``-inf``. Blocks are time-conditioned by adaptive layer norm
+    with padding keys at ``-inf``. With ``pair_sum`` every block also adds the un-normalized sum
+    ``W Σ_j p_ij / 8`` over real partners (softmax attention only averages, so this is what lets
+    an atom count its bonds), and the input edge-class counts ``Σ_j e_ij`` enter the first
+    tokens. Blocks are time-conditioned by adaptive layer norm
     (``LN(h)(1 + scale(t)) + shift(t)``, gated residuals, as in DiT); the pair representation is
     updated by an outer sum of token projections after each block. Outputs: positions
     ``(b, n, 3)``, node predictions ``(b, n, node_out)`` and, when ``edge_out > 0``, edge
@@ -197,7 +212,16 @@ class CanonTransformer(nn.Module):
         self.rbf = GaussianBasis(cfg.num_rbf, cfg.cutoff)
         self.embed_dist = mlp([cfg.num_rbf, p, p])
         self.embed_edge = nn.Linear(cfg.edge_in, p, bias=False) if cfg.edge_in > 0 else None
+        self.embed_degree = (
+            nn.Linear(cfg.edge_in, w, bias=False) if cfg.edge_in > 0 and cfg.pair_sum else None
+        )
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.depth))
+        self.self_conditioning = cfg.self_condition
+        if cfg.self_condition:
+            self.sc_pos = nn.Linear(3, w, bias=False)
+            self.sc_node = nn.Linear(cfg.node_out, w, bias=False)
+            self.sc_dist = nn.Linear(cfg.num_rbf, p, bias=False)
+            self.sc_edge = nn.Linear(cfg.edge_out, p, bias=False) if cfg.edge_out > 0 else None
         self.final_norm = nn.LayerNorm(w, elementwise_affine=False)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(w, 2 * w))
         self.pos_head = nn.Linear(w, 3)
@@ -211,6 +235,7 @@ class CanonTransformer(nn.Module):
         self,
         x: GeometricGraph,
         t: Float[Tensor, " b"] | Float[Tensor, ""],
+        cond: GeometricGraph | None = None,
         *,
         rank: Int[Tensor, "b n"] | None = None,
     ) -> GeometricGraph:
@@ -219,6 +244,7 @@ class CanonTransformer(nn.Module):
         Args:
             x: padded input batch (noisy state).
             t: per-graph time, shape ``(b,)`` (a scalar is broadcast).
+            cond: self-conditioning estimate of the clean data (needs ``self_condition``).
             rank: canonical rank of each slot; default: the slot index ``0..n-1``.
         """
         cfg = self.config
@@ -242,12 +268,18 @@ class CanonTransformer(nn.Module):
         if self.embed_edge is not None:
             assert x.edge is not None  # checked by check_inputs
             pair = pair + self.embed_edge(x.edge)
+        if self.embed_degree is not None:
+            assert x.edge is not None
+            h = h + self.embed_degree(x.edge.sum(2) / 4.0)  # edge-class counts per atom
         key_mask = torch.zeros(x.batch_size, 1, 1, x.max_nodes, dtype=x.dtype, device=x.device)
         key_mask = key_mask.masked_fill(~mask[:, None, None, :], float("-inf"))
-        cond = self.time(t)
+        if cond is not None:
+            h, pair = self._add_estimate(x, cond, h, pair)
+        tcond = self.time(t)
+        pair_weight = x.edge_mask[..., None].to(x.dtype)  # real partners j != i
         for block in self.blocks:
-            h, pair = block(h, pair, rbf, key_mask, cond)
-        shift, scale = self.final_ada(cond).chunk(2, dim=-1)
+            h, pair = block(h, pair, rbf, key_mask, tcond, pair_weight)
+        shift, scale = self.final_ada(tcond).chunk(2, dim=-1)
         hf = _modulate(self.final_norm(h), shift, scale)
         pos_out = self.pos_head(hf)
         if cfg.zero_com:
@@ -259,3 +291,24 @@ class CanonTransformer(nn.Module):
             z = self.edge_norm(symmetrize_pairs(pair)) + u[:, :, None, :] * u[:, None, :, :]
             edge_out = symmetrize_pairs(self.edge_head(z))
         return make_output(x, pos_out, node_out, edge_out)
+
+    def _add_estimate(
+        self, x: GeometricGraph, cond: GeometricGraph, h: Tensor, pair: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Embed a self-conditioning estimate into the tokens and the pair representation."""
+        cfg = self.config
+        if not cfg.self_condition:
+            raise ValueError("this CanonTransformer was built without self_condition=True")
+        if cond.pos.shape != x.pos.shape or cond.node.shape[-1] != cfg.node_out:
+            raise ValueError(
+                f"cond must be shaped like the output: positions {tuple(x.pos.shape)} and "
+                f"{cfg.node_out} node channels, got {tuple(cond.pos.shape)} and "
+                f"{cond.node.shape[-1]}"
+            )
+        c = cond.zero_padding()
+        h = h + self.sc_pos(c.pos) + self.sc_node(c.node)
+        d = torch.sqrt(((c.pos[:, :, None, :] - c.pos[:, None, :, :]) ** 2).sum(-1) + 1e-12)
+        pair = pair + self.sc_dist(self.rbf(d))
+        if self.sc_edge is not None and c.edge is not None:
+            pair = pair + self.sc_edge(c.edge)
+        return h, pair
