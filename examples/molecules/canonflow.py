@@ -124,6 +124,9 @@ class TrainConfig:
     self_condition: bool = _opt(
         False, "self-conditioning: feed the network its previous clean-data estimate"
     )
+    time_grid: float = _opt(
+        1.0, "sampling time grid t_k = (k/N)^p: p > 1 puts more of the steps near t = 0"
+    )
     weight_pos: float = _opt(1.0, "loss weight of the position term")
     weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
     weight_edge: float = _opt(1.0, "loss weight of the bond term")
@@ -368,6 +371,7 @@ def build_generator(
             stochasticity=cfg.stochasticity,
             token_exponent=cfg.token_exponent,
             self_conditioning=cfg.self_condition,
+            time_grid=cfg.time_grid,
             weights={"pos": cfg.weight_pos, "node": cfg.weight_node, "edge": cfg.weight_edge},
         )
     else:

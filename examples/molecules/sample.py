@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument(
+        "--time-grid",
+        type=float,
+        default=None,
+        help="sampling time grid exponent p, t_k = (k/N)^p (default: the run's config)",
+    )
+    p.add_argument(
         "--stochasticity",
         type=float,
         default=None,
@@ -83,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = cf.TrainConfig(**state["config"])
     cfg.device = args.device
+    if args.time_grid is not None:
+        cfg.time_grid = args.time_grid
     if args.stochasticity is not None:
         cfg.stochasticity = args.stochasticity
     if args.final_tokens:

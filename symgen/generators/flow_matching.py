@@ -76,7 +76,8 @@ class FlowMatching(Process):
     Edges are symmetric with a zero diagonal throughout: continuous edge predictions are
     symmetrized, discrete ones use one draw per unordered pair.
 
-    Solvers (``num_steps`` uniform steps of size ``h``): ``"euler"``; ``"heun"``
+    Solvers (``num_steps`` steps on the grid ``t_k = (k / num_steps)^time_grid``: uniform by
+    default, denser near ``t = 0`` for ``time_grid > 1``): ``"euler"``; ``"heun"``
     (``x + h/2 (v(x, t) + v(x + h v, t + h))``); ``"midpoint"`` (``x + h v(x + h/2 v, t + h/2)``).
     Categorical tokens take one jump per step, from the logits at the step's start. With
     ``prediction="data"`` Heun's last step is an Euler step (the velocity is singular at t = 1).
@@ -100,6 +101,7 @@ class FlowMatching(Process):
         stochasticity: float = 0.0,
         token_exponent: float = 1.0,
         self_conditioning: bool = False,
+        time_grid: float = 1.0,
         progress: bool = False,
     ) -> None:
         if prediction not in ("velocity", "data"):
@@ -121,6 +123,9 @@ class FlowMatching(Process):
         self.stochasticity = float(stochasticity)
         self.token_exponent = float(token_exponent)
         self.self_conditioning = bool(self_conditioning)
+        if not time_grid > 0:
+            raise ValueError(f"time_grid must be positive, got {time_grid}")
+        self.time_grid = float(time_grid)
         self.solver = solver
         self.spec = spec
         self.categorical = categorical
@@ -391,12 +396,12 @@ class FlowMatching(Process):
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         x = prior.sample(template, generator=generator)
         b = x.batch_size
-        h = 1.0 / num_steps
+        grid = [(k / num_steps) ** self.time_grid for k in range(num_steps + 1)]
         cond: GeometricGraph | None = None
         for k in tqdm(
             range(num_steps), disable=not self.progress, desc="flow matching", leave=False
         ):
-            t0 = k * h
+            t0, h = grid[k], grid[k + 1] - grid[k]
             tv = torch.full((b,), t0, dtype=x.dtype, device=x.device)
             v1, pred = self._velocity(model, x, tv, cond)
             if self.self_conditioning:
