@@ -19,6 +19,7 @@ On a 2-core machine two methods can train side by side, one thread each (equal C
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,6 +45,45 @@ COLUMNS = [
     ("mmff_strain_median", "strain median"),
     ("mol_per_s", "mol/s"),
 ]
+
+
+def calibrated_steps(name: str, args: argparse.Namespace, out: Path) -> int:
+    """Schedule length that fits the budget: measured steps/s of a short run × budget × 0.95."""
+    cal = out / f"{name}_calibration"
+    run(
+        [
+            sys.executable,
+            str(EX / "train.py"),
+            "--preset",
+            "quick",
+            *METHODS[name],
+            "--out-dir",
+            str(cal),
+            "--max-steps",
+            str(args.calibration_steps),
+            "--log-every",
+            "25",
+            "--val-every",
+            "0",
+            "--final-samples",
+            "0",
+            "--tensorboard",
+            "false",
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--progress",
+            "false",
+        ],
+        out / f"{name}_calibration.log",
+    )
+    with (cal / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))[1:]  # the first window includes warm-up
+    rates = sorted(float(r["mol_per_s"]) for r in rows)
+    batch = json.loads((cal / "config.json").read_text())["batch_size"]
+    steps_per_s = rates[len(rates) // 2] / batch
+    return max(1, int(0.95 * steps_per_s * args.budget_min * 60))
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -79,8 +119,14 @@ def main() -> int:
         "--max-steps",
         type=int,
         default=0,
-        help="learning-rate schedule length in steps, the same for every method "
-        "(0: the quick preset's 4,000; the budget may stop training first)",
+        help="learning-rate schedule length in steps, the same for every method (0: each "
+        "method's own length, calibrated so that its schedule completes within the budget)",
+    )
+    p.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=100,
+        help="steps of the short run that measures each method's throughput (default 100)",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch threads per process")
@@ -100,8 +146,12 @@ def main() -> int:
         run_dir = out / name
         finished = (run_dir / "checkpoint.pt").exists() and (out / f"{name}_train.done").exists()
         if not args.skip_training and not (args.reuse_finished and finished):
+            max_steps = args.max_steps or calibrated_steps(name, args, out)
             t0 = time.perf_counter()
-            print(f"[{name}] training for {args.budget_min} min ...", flush=True)
+            print(
+                f"[{name}] training for {args.budget_min} min, schedule {max_steps} steps ...",
+                flush=True,
+            )
             run(
                 [
                     sys.executable,
@@ -121,7 +171,8 @@ def main() -> int:
                     str(args.threads),
                     "--progress",
                     "false",
-                    *(["--max-steps", str(args.max_steps)] if args.max_steps else []),
+                    "--max-steps",
+                    str(max_steps),
                 ],
                 out / f"{name}_train.log",
             )
@@ -165,8 +216,21 @@ def main() -> int:
                 if key in metrics:
                     row[key] = metrics[key]["value"]
             rows.append(row)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    machine = f"{os.cpu_count()} CPUs, {args.threads} torch threads per process, {args.device}"
     (out / args.results).write_text(
-        json.dumps({"budget_min": args.budget_min, "samples": args.samples, "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "budget_min": args.budget_min,
+                "samples": args.samples,
+                "commit": commit,
+                "machine": machine,
+                "rows": rows,
+            },
+            indent=2,
+        )
     )
     header = ["method", "sample steps"] + [label for _, label in COLUMNS]
     print("\n| " + " | ".join(header) + " |")
@@ -179,7 +243,7 @@ def main() -> int:
         print("| " + " | ".join(cells) + " |")
     print(
         f"\nbudget {args.budget_min} min per method; {args.samples} samples per row; "
-        f"results in {out / args.results}"
+        f"commit {commit}; {machine}; results in {out / args.results}"
     )
     return 0
 

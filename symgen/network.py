@@ -2,9 +2,7 @@
 
 from typing import Protocol, runtime_checkable
 
-from jaxtyping import Float
-from torch import Tensor
-
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["GraphNetwork", "supports_self_conditioning"]
@@ -27,7 +25,7 @@ class GraphNetwork(Protocol):
     ``cond=None`` means "no estimate yet". See :func:`supports_self_conditioning`.
     """
 
-    def __call__(self, x: GeometricGraph, t: Float[Tensor, " b"]) -> GeometricGraph: ...
+    def __call__(self, x: GeometricGraph, t: PerGraph) -> GeometricGraph: ...
 
 
 def supports_self_conditioning(net: object) -> bool:

@@ -1,8 +1,9 @@
 """Shape-annotated tensor aliases used across symgen.
 
-All public functions annotate tensors with these aliases (jaxtyping). Under pytest the whole
-package is instrumented with ``--jaxtyping-packages=symgen,beartype.beartype``, so a wrong
-shape or dtype fails loudly at the call site.
+Modules annotate tensors with these aliases (jaxtyping) where the shape is one of them; other
+shapes are spelled out. Under pytest the whole package is instrumented with
+``--jaxtyping-packages=symgen,beartype.beartype``, so a wrong shape or dtype fails loudly at the
+call site.
 
 Dimension names used throughout:
 

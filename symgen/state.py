@@ -5,8 +5,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool
 from torch import Tensor
+
+from symgen.shapes import PerGraphInt
 
 __all__ = ["GeometricGraph", "StateError", "prefix_mask"]
 
@@ -15,7 +17,7 @@ class StateError(ValueError):
     """Raised when a :class:`GeometricGraph` is built from inconsistent or invalid tensors."""
 
 
-def prefix_mask(num_nodes: Int[Tensor, " b"], max_nodes: int) -> Bool[Tensor, "b {max_nodes}"]:
+def prefix_mask(num_nodes: PerGraphInt, max_nodes: int) -> Bool[Tensor, "b {max_nodes}"]:
     """Node mask with the first ``num_nodes[i]`` slots of row ``i`` set.
 
     ``mask[i, j] = j < num_nodes[i]``.
@@ -131,7 +133,7 @@ class GeometricGraph:
         return self.pos.shape[1]
 
     @property
-    def num_nodes(self) -> Int[Tensor, " b"]:
+    def num_nodes(self) -> PerGraphInt:
         """Number of real nodes of each graph, ``mask.sum(-1)``."""
         return self.mask.sum(-1)
 

@@ -4,10 +4,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from jaxtyping import Bool, Float
 from torch import Tensor
 
 from symgen.groups import Group
+from symgen.shapes import PerGraph, PerGraphBool
 from symgen.state import GeometricGraph
 
 __all__ = ["Canonicalization", "Canonicalizer"]
@@ -31,8 +31,8 @@ class Canonicalization:
 
     representative: GeometricGraph
     element: Any
-    margin: Float[Tensor, " b"]
-    flagged: Bool[Tensor, " b"]
+    margin: PerGraph
+    flagged: PerGraphBool
     details: dict[str, Tensor] = field(default_factory=dict)
 
 

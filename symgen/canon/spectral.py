@@ -4,12 +4,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
 from symgen.canon import _ops
 from symgen.canon.base import Canonicalization, Canonicalizer
 from symgen.groups import Permutation, SymmetricGroup
+from symgen.shapes import EdgeFeatures, NodeFeatures, NodeMask, PerGraph, Positions
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -51,16 +52,16 @@ class SpectralKeys:
 
     key: Float[Tensor, "b n"]
     fiedler: Float[Tensor, "b n"]
-    fiedler_gap: Float[Tensor, " b"]
-    weight: Float[Tensor, " b"]
+    fiedler_gap: PerGraph
+    weight: PerGraph
     code: Float[Tensor, "b n"]
 
 
 def spectral_keys(
-    pos: Float[Tensor, "b n 3"],
-    mask: Bool[Tensor, "b n"],
-    node: Float[Tensor, "b n f"],
-    edge: Float[Tensor, "b n n e"] | None = None,
+    pos: Positions,
+    mask: NodeMask,
+    node: NodeFeatures,
+    edge: EdgeFeatures | None = None,
     *,
     tau_scale: float = 0.5,
     bond_weight: float = 1.0,

@@ -4,20 +4,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 
 from symgen.couplings.base import Coupled, Coupling, check_same_layout, pair_cost
 from symgen.couplings.ot import assignment, size_classes
 from symgen.groups import Permutation, SymmetricGroup
+from symgen.shapes import PerGraph, Permutations, Positions, Rotations
 from symgen.state import GeometricGraph
 
 __all__ = ["Alignment", "align", "kabsch", "AlignedCoupling", "AlignedOTCoupling"]
 
 
-def kabsch(
-    source: Float[Tensor, "b n 3"], target: Float[Tensor, "b n 3"], weights: Float[Tensor, "b n"]
-) -> Float[Tensor, "b 3 3"]:
+def kabsch(source: Positions, target: Positions, weights: Float[Tensor, "b n"]) -> Rotations:
     """Proper rotation ``R`` (det +1) minimising ``Σ_i w_i |R source_i - target_i|²``.
 
     With ``H = Σ_i w_i source_i target_iᵀ = U S Vᵀ``: ``R = V diag(1, 1, sign det(V Uᵀ)) Uᵀ``.
@@ -56,10 +55,10 @@ class Alignment:
     """
 
     aligned: GeometricGraph
-    perm: Int[Tensor, "b n"]
-    rotation: Float[Tensor, "b 3 3"]
-    cost_before: Float[Tensor, " b"]
-    cost_after: Float[Tensor, " b"]
+    perm: Permutations
+    rotation: Rotations
+    cost_before: PerGraph
+    cost_after: PerGraph
 
 
 def _hungarian(

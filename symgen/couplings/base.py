@@ -4,9 +4,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 
+from symgen.shapes import PerGraph, PerGraphInt
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -35,8 +36,8 @@ class Coupled:
 
     x0: GeometricGraph
     x1: GeometricGraph
-    source_index: Int[Tensor, " b"]
-    target_index: Int[Tensor, " b"]
+    source_index: PerGraphInt
+    target_index: PerGraphInt
 
 
 def check_same_layout(x0: GeometricGraph, x1: GeometricGraph) -> None:
@@ -54,9 +55,7 @@ def check_same_layout(x0: GeometricGraph, x1: GeometricGraph) -> None:
         raise ValueError("prior and data batches must both have edges or both not")
 
 
-def pair_cost(
-    x0: GeometricGraph, x1: GeometricGraph, *, feature_weight: float = 0.0
-) -> Float[Tensor, " b"]:
+def pair_cost(x0: GeometricGraph, x1: GeometricGraph, *, feature_weight: float = 0.0) -> PerGraph:
     """Per-pair transport cost ``c_i = Σ_real |pos0 - pos1|² + w Σ_real |node0 - node1|²``.
 
     Examples:

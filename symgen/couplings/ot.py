@@ -6,6 +6,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from symgen.couplings.base import Coupled, Coupling, check_same_layout, pairwise_cost
+from symgen.shapes import PerGraphInt
 from symgen.state import GeometricGraph
 
 __all__ = ["MinibatchOTCoupling", "assignment"]
@@ -67,7 +68,7 @@ def assignment(cost: Float[Tensor, "m k"], solver: str = "auto") -> Int[Tensor, 
     return torch.as_tensor(perm, device=cost.device)
 
 
-def size_classes(num_nodes: Int[Tensor, " b"]) -> list[Tensor]:
+def size_classes(num_nodes: PerGraphInt) -> list[Tensor]:
     """Batch indices grouped by number of real nodes (one tensor per size, in increasing size)."""
     return [(num_nodes == k).nonzero().flatten() for k in torch.unique(num_nodes).tolist()]
 

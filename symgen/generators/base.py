@@ -5,11 +5,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
 from symgen.network import GraphNetwork, supports_self_conditioning
 from symgen.priors import Prior, center_positions
+from symgen.shapes import EdgeFeatures, NodeMask, PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -72,16 +73,14 @@ def _per_graph_mean(sq: Tensor, weight: Tensor) -> Tensor:
 
 
 def masked_node_mse(
-    a: Float[Tensor, "b n c"], b: Float[Tensor, "b n c"], mask: Bool[Tensor, "b n"]
+    a: Float[Tensor, "b n c"], b: Float[Tensor, "b n c"], mask: NodeMask
 ) -> Float[Tensor, ""]:
     """Mean squared error over real nodes and columns, averaged per graph then over graphs."""
     m = mask[..., None].to(a.dtype).expand_as(a)
     return _per_graph_mean(((a - b) ** 2) * m, m)
 
 
-def masked_edge_mse(
-    a: Float[Tensor, "b n n e"], b: Float[Tensor, "b n n e"], mask: Bool[Tensor, "b n"]
-) -> Float[Tensor, ""]:
+def masked_edge_mse(a: EdgeFeatures, b: EdgeFeatures, mask: NodeMask) -> Float[Tensor, ""]:
     """Mean squared error over ordered pairs of distinct real nodes, per graph then over graphs."""
     from symgen.priors import symmetric_pair_mask
 
@@ -103,7 +102,7 @@ class ZeroCoMNetwork(torch.nn.Module):
         self.self_conditioning = supports_self_conditioning(model)
 
     def forward(
-        self, x: GeometricGraph, t: Float[Tensor, " b"], cond: GeometricGraph | None = None
+        self, x: GeometricGraph, t: PerGraph, cond: GeometricGraph | None = None
     ) -> GeometricGraph:
         out = self.model(x, t) if cond is None else self.model(x, t, cond=cond)
         check_prediction(out, x, node_width=out.node.shape[-1])

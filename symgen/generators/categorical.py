@@ -1,11 +1,12 @@
 """Token-level operations for discrete flow matching on one-hot channels (nodes and edges)."""
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
 from symgen.priors import CategoricalSpec, symmetric_pair_mask
 from symgen.priors.spec import _upper_to_symmetric
+from symgen.shapes import NodeMask, PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -31,7 +32,7 @@ def _edge_uniform(x: Tensor, generator: torch.Generator | None) -> Tensor:
 def mix_tokens(
     x0: Float[Tensor, "*lead k"],
     x1: Float[Tensor, "*lead k"],
-    t: Float[Tensor, " b"],
+    t: PerGraph,
     *,
     edges: bool,
     generator: torch.Generator | None = None,
@@ -50,7 +51,7 @@ def mix_tokens(
 def token_cross_entropy(
     logits: Float[Tensor, "*lead k"],
     target: Float[Tensor, "*lead k"],
-    mask: Bool[Tensor, "b n"],
+    mask: NodeMask,
     *,
     edges: bool,
 ) -> Float[Tensor, ""]:
@@ -79,13 +80,13 @@ def token_cross_entropy(
 def jump_tokens(
     x: Float[Tensor, "*lead k"],
     logits: Float[Tensor, "*lead k"],
-    jump_prob: Float[Tensor, " b"],
-    mask: Bool[Tensor, "b n"],
+    jump_prob: PerGraph,
+    mask: NodeMask,
     *,
     edges: bool,
     generator: torch.Generator | None = None,
     source: Float[Tensor, "*lead k"] | None = None,
-    source_prob: Float[Tensor, " b"] | None = None,
+    source_prob: PerGraph | None = None,
 ) -> Float[Tensor, "*lead k"]:
     """One Euler step of the discrete flow: each token jumps with probability ``jump_prob`` to a
     class drawn from ``softmax(logits)`` (edges: from the symmetrized logits, one draw per pair).
@@ -120,7 +121,7 @@ def jump_tokens(
 
 
 def argmax_tokens(
-    logits: Float[Tensor, "*lead k"], mask: Bool[Tensor, "b n"], *, edges: bool
+    logits: Float[Tensor, "*lead k"], mask: NodeMask, *, edges: bool
 ) -> Float[Tensor, "*lead k"]:
     """One-hot of the most probable class, ``onehot(argmax_k logits)`` (edges: symmetrized logits).
 

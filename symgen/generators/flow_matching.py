@@ -3,7 +3,6 @@
 from collections.abc import Mapping
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -23,6 +22,7 @@ from symgen.generators.categorical import (
 )
 from symgen.network import GraphNetwork, supports_self_conditioning
 from symgen.priors import CategoricalSpec, Prior, symmetrize_edges
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["FlowMatching"]
@@ -157,7 +157,7 @@ class FlowMatching(Process):
         self,
         x0: GeometricGraph,
         x1: GeometricGraph,
-        t: Float[Tensor, " b"],
+        t: PerGraph,
         *,
         generator: torch.Generator | None = None,
     ) -> GeometricGraph:

@@ -4,8 +4,9 @@ import math
 from abc import ABC, abstractmethod
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
+
+from symgen.shapes import PerGraph
 
 __all__ = ["NoiseSchedule", "CosineSchedule", "PolynomialSchedule"]
 
@@ -37,16 +38,16 @@ class NoiseSchedule(ABC):
     def _alpha_bar(self, tau: Tensor) -> Tensor:
         """Unclipped ``ᾱ(τ)`` with ``ᾱ(0) = 1``."""
 
-    def alpha_bar(self, t: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
+    def alpha_bar(self, t: PerGraph) -> PerGraph:
         """``ᾱ_t = α_t²`` at data-time ``t``."""
         tau = (1 - t.to(torch.float64)).clamp(0.0, 1.0)
         return self._alpha_bar(tau).clamp(self.alpha_bar_min, 1.0).to(t.dtype)
 
-    def alpha(self, t: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
+    def alpha(self, t: PerGraph) -> PerGraph:
         """Signal scale ``α_t``."""
         return self.alpha_bar(t).sqrt()
 
-    def sigma(self, t: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
+    def sigma(self, t: PerGraph) -> PerGraph:
         """Noise scale ``σ_t = sqrt(1 - α_t²)``."""
         return (1 - self.alpha_bar(t)).clamp_min(0.0).sqrt()
 

@@ -4,10 +4,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
 from symgen.groups.base import Group
+from symgen.shapes import NodeMask, Rotations
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -62,7 +63,7 @@ def random_rotation(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
-) -> Float[Tensor, "b 3 3"]:
+) -> Rotations:
     """Haar-random rotations: normalized standard Gaussian quaternions.
 
     ``R = quaternion_to_matrix(q / |q|)`` with ``q ~ N(0, I_4)``. A standard Gaussian in R^4 is
@@ -88,7 +89,7 @@ def rotation_angle(R: Float[Tensor, "*batch 3 3"]) -> Float[Tensor, "*batch"]:
     return torch.arccos(cos.clamp(-1.0, 1.0))
 
 
-def _where_real(mask: Bool[Tensor, "b n"], new: Tensor, old: Tensor) -> Tensor:
+def _where_real(mask: NodeMask, new: Tensor, old: Tensor) -> Tensor:
     return torch.where(mask[..., None], new, old)
 
 
@@ -114,7 +115,7 @@ def _check_batch(name: str, t: Tensor, x: GeometricGraph) -> None:
 class Rotation:
     """A batch of rotation matrices, acting on row vectors as ``pos @ R.T``."""
 
-    matrix: Float[Tensor, "b 3 3"]
+    matrix: Rotations
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Translation:
 class RigidMotion:
     """A batch of rigid motions ``pos -> pos @ R.T + t`` (rotation first, then translation)."""
 
-    rotation: Float[Tensor, "b 3 3"]
+    rotation: Rotations
     translation: Float[Tensor, "b 3"]
 
 

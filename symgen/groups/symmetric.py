@@ -3,10 +3,11 @@
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float
 from torch import Tensor
 
 from symgen.groups.base import Group
+from symgen.shapes import EdgeFeatures, NodeMask, Permutations
 from symgen.state import GeometricGraph
 
 __all__ = ["Permutation", "SymmetricGroup", "permute_nodes", "random_permutation"]
@@ -26,28 +27,24 @@ class Permutation:
         torch.Size([1, 3])
     """
 
-    perm: Int[Tensor, "b n"]
+    perm: Permutations
 
 
 def permute_nodes(
-    perm: Int[Tensor, "b n"], values: Float[Tensor, "b n *rest"]
+    perm: Permutations, values: Float[Tensor, "b n *rest"]
 ) -> Float[Tensor, "b n *rest"]:
     """``out[i, j] = values[i, perm[i, j]]`` along the node axis (axis 1)."""
     index = perm.reshape(perm.shape + (1,) * (values.ndim - 2)).expand_as(values)
     return torch.gather(values, 1, index)
 
 
-def _permute_edges(
-    perm: Int[Tensor, "b n"], edge: Float[Tensor, "b n n e"]
-) -> Float[Tensor, "b n n e"]:
+def _permute_edges(perm: Permutations, edge: EdgeFeatures) -> EdgeFeatures:
     rows = permute_nodes(perm, edge)
     index = perm[:, None, :, None].expand_as(rows)
     return torch.gather(rows, 2, index)
 
 
-def random_permutation(
-    mask: Bool[Tensor, "b n"], *, generator: torch.Generator | None = None
-) -> Int[Tensor, "b n"]:
+def random_permutation(mask: NodeMask, *, generator: torch.Generator | None = None) -> Permutations:
     """Uniformly random permutations of the real slots of each row; padding slots fixed.
 
     Sorting i.i.d. uniform keys gives each of the ``k!`` orders of the real slots with equal

@@ -8,9 +8,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
+from symgen.shapes import EdgeFeatures, NodeFeatures, NodeMask, PerGraph, Permutations, Positions
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -90,7 +91,7 @@ class TimeEmbedding(nn.Module):
         self.scale = scale
         self.net = mlp([freq_dim, width, width])
 
-    def forward(self, t: Float[Tensor, " b"]) -> Float[Tensor, "b w"]:
+    def forward(self, t: PerGraph) -> Float[Tensor, "b w"]:
         return self.net(sinusoidal_embedding(t * self.scale, self.freq_dim))
 
 
@@ -119,7 +120,7 @@ class GaussianBasis(nn.Module):
         return torch.exp(-0.5 * ((d[..., None] - mu) / self.width) ** 2)
 
 
-def masked_mean(values: Float[Tensor, "b n d"], mask: Bool[Tensor, "b n"]) -> Float[Tensor, "b d"]:
+def masked_mean(values: Float[Tensor, "b n d"], mask: NodeMask) -> Float[Tensor, "b d"]:
     """Mean over the real nodes of each graph: ``Σ_j m_j v_j / Σ_j m_j``.
 
     Examples:
@@ -131,9 +132,7 @@ def masked_mean(values: Float[Tensor, "b n d"], mask: Bool[Tensor, "b n"]) -> Fl
     return (values * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
-def remove_mean(
-    values: Float[Tensor, "b n d"], mask: Bool[Tensor, "b n"]
-) -> Float[Tensor, "b n d"]:
+def remove_mean(values: Float[Tensor, "b n d"], mask: NodeMask) -> Float[Tensor, "b n d"]:
     """Subtract the masked mean from real nodes and zero the padding (zero centre of mass).
 
     ``v'_i = m_i (v_i - masked_mean(v))``.
@@ -148,7 +147,7 @@ def remove_mean(
     return (values - masked_mean(values, mask)[:, None, :]) * m
 
 
-def pair_mask(mask: Bool[Tensor, "b n"], *, self_loops: bool = False) -> Bool[Tensor, "b n n"]:
+def pair_mask(mask: NodeMask, *, self_loops: bool = False) -> Bool[Tensor, "b n n"]:
     """``True`` on pairs (i, j) of real nodes (with ``i != j`` unless ``self_loops``).
 
     Examples:
@@ -180,7 +179,7 @@ class RealPairs:
     num_slots: int
 
 
-def real_pairs(mask: Bool[Tensor, "b n"]) -> RealPairs:
+def real_pairs(mask: NodeMask) -> RealPairs:
     """Enumerate the ordered pairs of distinct real nodes (messages j -> i) of every graph.
 
     Examples:
@@ -195,14 +194,12 @@ def real_pairs(mask: Bool[Tensor, "b n"]) -> RealPairs:
     )
 
 
-def symmetrize_pairs(values: Float[Tensor, "b n n e"]) -> Float[Tensor, "b n n e"]:
+def symmetrize_pairs(values: EdgeFeatures) -> EdgeFeatures:
     """Symmetrize a pair tensor over its node axes: ``(v_ij + v_ji) / 2``."""
     return 0.5 * (values + values.transpose(1, 2))
 
 
-def check_inputs(
-    x: GeometricGraph, t: Tensor, node_in: int, edge_in: int, who: str
-) -> Float[Tensor, " b"]:
+def check_inputs(x: GeometricGraph, t: Tensor, node_in: int, edge_in: int, who: str) -> PerGraph:
     """Validate a network's inputs against its configured widths; return ``t`` as ``x``'s dtype.
 
     Raises:
@@ -241,9 +238,9 @@ def zero_padding_inputs(x: GeometricGraph) -> GeometricGraph:
 
 def make_output(
     x: GeometricGraph,
-    pos: Float[Tensor, "b n 3"],
-    node: Float[Tensor, "b n f"],
-    edge: Float[Tensor, "b n n e"] | None,
+    pos: Positions,
+    node: NodeFeatures,
+    edge: EdgeFeatures | None,
 ) -> GeometricGraph:
     """Wrap predictions as a :class:`GeometricGraph` with ``x``'s mask and zeroed padding.
 
@@ -256,7 +253,7 @@ def make_output(
     return GeometricGraph(pos=pos * m, node=node * m, mask=x.mask, edge=edge)
 
 
-def rank_positions(x: GeometricGraph, rank: Int[Tensor, "b n"] | None) -> Int[Tensor, "b n"]:
+def rank_positions(x: GeometricGraph, rank: Permutations | None) -> Permutations:
     """The canonical rank of every slot: ``rank`` if given, else the slot index ``0..n-1``."""
     if rank is None:
         return torch.arange(x.max_nodes, device=x.device).expand(x.batch_size, -1)

@@ -30,6 +30,7 @@ from symgen.models.common import (
     remove_mean,
     symmetrize_pairs,
 )
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["E3NNConfig", "E3NNNetwork"]
@@ -216,9 +217,7 @@ class E3NNNetwork(nn.Module):
                 ]
             )
 
-    def forward(
-        self, x: GeometricGraph, t: Float[Tensor, " b"] | Float[Tensor, ""]
-    ) -> GeometricGraph:
+    def forward(self, x: GeometricGraph, t: PerGraph | Float[Tensor, ""]) -> GeometricGraph:
         """Predict the vector, node and edge outputs for the batch ``x`` at times ``t``."""
         cfg = self.config
         t = check_inputs(x, t, cfg.node_in, cfg.edge_in, "E3NNNetwork")

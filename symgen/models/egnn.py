@@ -22,6 +22,7 @@ from symgen.models.common import (
     remove_mean,
     symmetrize_pairs,
 )
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["EGNNConfig", "EGNN"]
@@ -162,9 +163,7 @@ class EGNN(nn.Module):
             self.rbf = GaussianBasis(cfg.num_rbf, cfg.cutoff)
             self.edge_head = mlp([2 * w + cfg.num_rbf + cfg.edge_in, w, cfg.edge_out])
 
-    def forward(
-        self, x: GeometricGraph, t: Float[Tensor, " b"] | Float[Tensor, ""]
-    ) -> GeometricGraph:
+    def forward(self, x: GeometricGraph, t: PerGraph | Float[Tensor, ""]) -> GeometricGraph:
         """Predict the velocity, node and edge outputs for the batch ``x`` at times ``t``."""
         cfg = self.config
         t = check_inputs(x, t, cfg.node_in, cfg.edge_in, "EGNN")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from symgen.models.common import (
@@ -25,6 +25,7 @@ from symgen.models.common import (
     sinusoidal_embedding,
     symmetrize_pairs,
 )
+from symgen.shapes import PerGraph, Permutations
 from symgen.state import GeometricGraph
 
 __all__ = ["CanonTransformerConfig", "CanonTransformer"]
@@ -234,10 +235,10 @@ class CanonTransformer(nn.Module):
     def forward(
         self,
         x: GeometricGraph,
-        t: Float[Tensor, " b"] | Float[Tensor, ""],
+        t: PerGraph | Float[Tensor, ""],
         cond: GeometricGraph | None = None,
         *,
-        rank: Int[Tensor, "b n"] | None = None,
+        rank: Permutations | None = None,
     ) -> GeometricGraph:
         """Predict positions, node and edge outputs for the batch ``x`` at times ``t``.
 

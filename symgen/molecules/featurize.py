@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
 from symgen.molecules.dataset import MoleculeDataset, _ragged_gather
 from symgen.molecules.elements import (
@@ -37,6 +35,7 @@ from symgen.molecules.elements import (
     atomic_number,
 )
 from symgen.molecules.molecule import Molecule
+from symgen.shapes import EdgeFeatures, NodeFeatures
 from symgen.state import GeometricGraph, prefix_mask
 
 __all__ = [
@@ -331,8 +330,8 @@ class MolecularFeaturizer:
     def decode(
         self,
         graph: GeometricGraph,
-        node: Float[Tensor, "b n f"] | None = None,
-        edge: Float[Tensor, "b n n e"] | None = None,
+        node: NodeFeatures | None = None,
+        edge: EdgeFeatures | None = None,
         *,
         names: Sequence[str] | None = None,
     ) -> list[Molecule]:

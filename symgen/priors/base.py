@@ -3,17 +3,14 @@
 from abc import ABC, abstractmethod
 
 import torch
-from jaxtyping import Bool, Float
-from torch import Tensor
 
+from symgen.shapes import NodeMask, PerGraph, Positions
 from symgen.state import GeometricGraph
 
 __all__ = ["Prior", "center_positions"]
 
 
-def center_positions(
-    pos: Float[Tensor, "b n 3"], mask: Bool[Tensor, "b n"]
-) -> Float[Tensor, "b n 3"]:
+def center_positions(pos: Positions, mask: NodeMask) -> Positions:
     """Subtract the masked centroid from the real nodes; padding becomes zero.
 
     ``pos'_i = (pos_i - (1/k) Σ_{j real} pos_j) · mask_i``.
@@ -58,7 +55,7 @@ class Prior(ABC):
         """Noise shaped like ``template`` (same mask), zero on padding."""
 
     @abstractmethod
-    def log_prob(self, x: GeometricGraph) -> Float[Tensor, " b"]:
+    def log_prob(self, x: GeometricGraph) -> PerGraph:
         """Per-graph log-density of ``x`` under the prior."""
 
     def __repr__(self) -> str:

@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 
 from symgen.priors.base import Prior
@@ -15,6 +14,7 @@ from symgen.priors.spec import (
     _upper_to_symmetric,
     symmetric_pair_mask,
 )
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["CategoricalPrior", "Source"]
@@ -181,7 +181,7 @@ class CategoricalPrior(Prior):
             return torch.where(is_zero, torch.zeros_like(total), neg_inf)
         return torch.where(is_zero, neg_inf, logp[tokens.argmax(-1)])
 
-    def log_prob(self, x: GeometricGraph) -> Float[Tensor, " b"]:
+    def log_prob(self, x: GeometricGraph) -> PerGraph:
         self.spec.check(x)
         mask = x.mask
         lp = torch.zeros(x.batch_size, dtype=x.dtype, device=x.device)

@@ -1,12 +1,11 @@
 """Composite priors: canonically aligned noise, and positions × categorical features."""
 
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
 from symgen.canon.base import Canonicalizer
 from symgen.priors.base import Prior
 from symgen.priors.gaussian import GaussianPrior
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["AlignedPrior", "ProductPrior"]
@@ -47,7 +46,7 @@ class AlignedPrior(Prior):
         z = self.base.sample(template, generator=generator)
         return self.canonicalizer.canonicalize(z).representative.zero_padding()
 
-    def log_prob(self, x: GeometricGraph) -> Float[Tensor, " b"]:
+    def log_prob(self, x: GeometricGraph) -> PerGraph:
         return self.base.log_prob(x)
 
     def __repr__(self) -> str:
@@ -87,7 +86,7 @@ class ProductPrior(Prior):
         f = self.features.sample(template, generator=generator)
         return GeometricGraph(pos=p.pos, node=f.node, mask=template.mask, edge=f.edge)
 
-    def log_prob(self, x: GeometricGraph) -> Float[Tensor, " b"]:
+    def log_prob(self, x: GeometricGraph) -> PerGraph:
         return self.position.log_prob(x) + self.features.log_prob(x)
 
     def __repr__(self) -> str:

@@ -3,11 +3,11 @@
 import math
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 
 from symgen.priors.base import Prior, center_positions
 from symgen.priors.spec import _upper_to_symmetric, symmetric_pair_mask
+from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
 __all__ = ["GaussianPrior", "CenteredGaussianPrior"]
@@ -92,7 +92,7 @@ class GaussianPrior(Prior):
             dof = dof + pm.sum((1, 2, 3)) * x.edge.shape[-1]
         return -0.5 * sq / s2 - 0.5 * dof * math.log(2 * math.pi * s2)
 
-    def log_prob(self, x: GeometricGraph) -> Float[Tensor, " b"]:
+    def log_prob(self, x: GeometricGraph) -> PerGraph:
         lp = self._pos_log_prob(x)
         if self.features:
             lp = lp + self._feature_log_prob(x)
