@@ -138,6 +138,11 @@ def main() -> int:
         action="store_true",
         help="skip training for methods whose run folder already has a finished training",
     )
+    p.add_argument(
+        "--reuse-samples",
+        action="store_true",
+        help="skip sampling for step counts whose sample folder already has metrics",
+    )
     args = p.parse_args()
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -182,27 +187,31 @@ def main() -> int:
             last = list(csv.DictReader(f))[-1]
         for steps in args.steps:
             sdir = run_dir / f"samples_{steps}"
-            print(f"[{name}] sampling {args.samples} molecules with {steps} steps ...", flush=True)
-            run(
-                [
-                    sys.executable,
-                    str(EX / "sample.py"),
-                    "--checkpoint",
-                    str(run_dir / "checkpoint.pt"),
-                    "--num",
-                    str(args.samples),
-                    "--steps",
-                    str(steps),
-                    "--out",
-                    str(sdir),
-                    "--device",
-                    args.device,
-                    "--no-progress",
-                    "--threads",
-                    str(args.threads),
-                ],
-                out / f"{name}_sample_{steps}.log",
-            )
+            done = (sdir / "metrics.json").exists() and (sdir / "sampling.json").exists()
+            if args.reuse_samples and done:
+                print(f"[{name}] reusing the samples in {sdir}", flush=True)
+            else:
+                print(f"[{name}] sampling {args.samples} molecules with {steps} steps", flush=True)
+                run(
+                    [
+                        sys.executable,
+                        str(EX / "sample.py"),
+                        "--checkpoint",
+                        str(run_dir / "checkpoint.pt"),
+                        "--num",
+                        str(args.samples),
+                        "--steps",
+                        str(steps),
+                        "--out",
+                        str(sdir),
+                        "--device",
+                        args.device,
+                        "--no-progress",
+                        "--threads",
+                        str(args.threads),
+                    ],
+                    out / f"{name}_sample_{steps}.log",
+                )
             metrics = json.loads((sdir / "metrics.json").read_text())["metrics"]
             rate = json.loads((sdir / "sampling.json").read_text())["molecules_per_second"]
             row = {

@@ -93,6 +93,8 @@ def curves(run_root: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     found = False
     for log in sorted(run_root.glob("*/log.csv")):
+        if log.parent.name.endswith("_calibration"):  # the head-to-head's throughput probes
+            continue
         with log.open() as f:
             rows = list(csv.DictReader(f))
         if not rows:

@@ -1,6 +1,7 @@
 """The molecule example end to end at tiny sizes: exact resume after a crash, DDP on CPU, CLI."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -166,6 +167,12 @@ def test_sample_script_writes_outputs(tmp_path, cache):
             "--no-progress",
             "--strain-molecules",
             "2",
+            "--solver",
+            "midpoint",
+            "--time-grid",
+            "0.5",
+            "--temperature",
+            "0.7",
         ],
         cache,
     )
@@ -173,6 +180,8 @@ def test_sample_script_writes_outputs(tmp_path, cache):
     for name in ("samples.sdf", "samples.xyz", "metrics.json", "sampling.json"):
         assert (out / name).stat().st_size > 0, name
     assert "molecules/s" in proc.stdout
+    record = json.loads((out / "sampling.json").read_text())
+    assert (record["solver"], record["time_grid"], record["temperature"]) == ("midpoint", 0.5, 0.7)
 
 
 @pytest.mark.parametrize(

@@ -271,6 +271,16 @@ def test_final_argmax_reads_out_the_mode_and_stochasticity_moves_tokens() -> Non
         FlowMatching(final_tokens="max")
     with pytest.raises(ValueError, match="stochasticity"):
         FlowMatching(stochasticity=-1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        FlowMatching(temperature=0.0)
+    # temperature sharpens the token draws towards the mode (T = 1: the posterior itself)
+    share = {}
+    for temp in (1.0, 0.2):
+        y = FlowMatching(spec=spec, final_tokens="sample", temperature=temp).sample(
+            TokenOracle(True), prior, template, num_steps=1, generator=_gen(5)
+        )
+        share[temp] = float((y.node[y.mask] == mode).all(-1).double().mean())
+    assert abs(share[1.0] - float(P_NODE.max())) < 0.05 and share[0.2] > 0.9
 
     class Recorder(TokenOracle):
         seen: list[torch.Tensor]

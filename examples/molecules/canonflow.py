@@ -127,6 +127,9 @@ class TrainConfig:
     time_grid: float = _opt(
         1.0, "sampling time grid t_k = (k/N)^p: p > 1 puts more of the steps near t = 0"
     )
+    temperature: float = _opt(
+        1.0, "discrete flow: temperature of the token draws while sampling (< 1 sharpens)"
+    )
     weight_pos: float = _opt(1.0, "loss weight of the position term")
     weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
     weight_edge: float = _opt(1.0, "loss weight of the bond term")
@@ -372,6 +375,7 @@ def build_generator(
             token_exponent=cfg.token_exponent,
             self_conditioning=cfg.self_condition,
             time_grid=cfg.time_grid,
+            temperature=cfg.temperature,
             weights={"pos": cfg.weight_pos, "node": cfg.weight_node, "edge": cfg.weight_edge},
         )
     else:

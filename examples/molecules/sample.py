@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="temperature of the token draws (< 1 sharpens; default: the run's config)",
+    )
+    p.add_argument(
         "--time-grid",
         type=float,
         default=None,
@@ -51,6 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="detailed-balance re-noising rate of tokens (default: the run's config)",
+    )
+    p.add_argument(
+        "--solver",
+        choices=("euler", "heun", "midpoint"),
+        default=None,
+        help="flow ODE solver; heun and midpoint cost two network calls per step "
+        "(default: the run's config)",
     )
     p.add_argument(
         "--final-tokens",
@@ -89,10 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = cf.TrainConfig(**state["config"])
     cfg.device = args.device
+    if args.temperature is not None:
+        cfg.temperature = args.temperature
     if args.time_grid is not None:
         cfg.time_grid = args.time_grid
     if args.stochasticity is not None:
         cfg.stochasticity = args.stochasticity
+    if args.solver:
+        cfg.solver = args.solver
     if args.final_tokens:
         cfg.final_tokens = args.final_tokens
     data = cf.prepare_data(cfg, progress=not args.no_progress)
@@ -135,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
             "checkpoint_step": int(state["step"]),
             "ema": not args.no_ema,
             "seed": args.seed,
+            "solver": cfg.solver,
+            "time_grid": cfg.time_grid,
+            "temperature": cfg.temperature,
+            "stochasticity": cfg.stochasticity,
+            "final_tokens": cfg.final_tokens,
         },
     )
     print(

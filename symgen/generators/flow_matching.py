@@ -59,7 +59,8 @@ class FlowMatching(Process):
     ``token_exponent = k`` reveals tokens on the schedule ``κ(t) = t^k`` instead of ``t`` (each
     token equals its data value with probability ``κ(t)``; a step jumps with probability
     ``(κ(t+h) - κ(t)) / (1 - κ(t))``): ``k > 1`` decides atom types and bonds later than the
-    positions, ``k < 1`` earlier.
+    positions, ``k < 1`` earlier. ``temperature`` divides the logits of the posterior draws
+    (``< 1`` sharpens them; 1 is the learned posterior).
 
     ``self_conditioning=True`` (Chen et al. 2023) feeds the network its own previous estimate of
     the clean data, ``net(x_t, t, cond=x̂1)`` with ``x̂1`` = estimated positions and the
@@ -102,6 +103,7 @@ class FlowMatching(Process):
         token_exponent: float = 1.0,
         self_conditioning: bool = False,
         time_grid: float = 1.0,
+        temperature: float = 1.0,
         progress: bool = False,
     ) -> None:
         if prediction not in ("velocity", "data"):
@@ -126,6 +128,9 @@ class FlowMatching(Process):
         if not time_grid > 0:
             raise ValueError(f"time_grid must be positive, got {time_grid}")
         self.time_grid = float(time_grid)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = float(temperature)
         self.solver = solver
         self.spec = spec
         self.categorical = categorical
@@ -358,7 +363,7 @@ class FlowMatching(Process):
         for sl in self.spec.block_slices():
             node[..., sl] = jump_tokens(
                 x.node[..., sl],
-                pred.node[..., sl],
+                pred.node[..., sl] / self.temperature,
                 jp,
                 x.mask,
                 edges=False,
@@ -371,7 +376,7 @@ class FlowMatching(Process):
             assert pred.edge is not None
             edge = jump_tokens(
                 x.edge,
-                pred.edge,
+                pred.edge / self.temperature,
                 jp,
                 x.mask,
                 edges=True,
