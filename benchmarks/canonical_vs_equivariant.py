@@ -47,35 +47,45 @@ COLUMNS = [
 ]
 
 
+def train_command(name: str, args: argparse.Namespace, run_dir: Path, *extra: str) -> list[str]:
+    """``train.py`` with the quick preset and the method's config, no final sampling."""
+    return [
+        sys.executable,
+        str(EX / "train.py"),
+        "--preset",
+        "quick",
+        *METHODS[name],
+        "--out-dir",
+        str(run_dir),
+        "--final-samples",
+        "0",
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--progress",
+        "false",
+        *extra,
+    ]
+
+
 def calibrated_steps(name: str, args: argparse.Namespace, out: Path) -> int:
     """Schedule length that fits the budget: measured steps/s of a short run × budget × 0.95."""
     cal = out / f"{name}_calibration"
     run(
-        [
-            sys.executable,
-            str(EX / "train.py"),
-            "--preset",
-            "quick",
-            *METHODS[name],
-            "--out-dir",
-            str(cal),
+        train_command(
+            name,
+            args,
+            cal,
             "--max-steps",
             str(args.calibration_steps),
             "--log-every",
             "25",
             "--val-every",
             "0",
-            "--final-samples",
-            "0",
             "--tensorboard",
             "false",
-            "--device",
-            args.device,
-            "--threads",
-            str(args.threads),
-            "--progress",
-            "false",
-        ],
+        ),
         out / f"{name}_calibration.log",
     )
     with (cal / "log.csv").open() as f:
@@ -158,27 +168,15 @@ def main() -> int:
                 flush=True,
             )
             run(
-                [
-                    sys.executable,
-                    str(EX / "train.py"),
-                    "--preset",
-                    "quick",
-                    *METHODS[name],
-                    "--out-dir",
-                    str(run_dir),
+                train_command(
+                    name,
+                    args,
+                    run_dir,
                     "--time-budget-min",
                     str(args.budget_min),
-                    "--final-samples",
-                    "0",
-                    "--device",
-                    args.device,
-                    "--threads",
-                    str(args.threads),
-                    "--progress",
-                    "false",
                     "--max-steps",
                     str(max_steps),
-                ],
+                ),
                 out / f"{name}_train.log",
             )
             print(f"[{name}] trained in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)

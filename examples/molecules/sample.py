@@ -22,6 +22,9 @@ import torch  # noqa: E402
 from symgen.molecules.featurize import MolecularFeaturizer  # noqa: E402
 from symgen.training import ExponentialMovingAverage, load_checkpoint  # noqa: E402
 
+#: Sampler settings of the run's config that command-line flags may override.
+SAMPLER_OPTIONS = ("solver", "time_grid", "temperature", "stochasticity", "final_tokens")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -102,16 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = cf.TrainConfig(**state["config"])
     cfg.device = args.device
-    if args.temperature is not None:
-        cfg.temperature = args.temperature
-    if args.time_grid is not None:
-        cfg.time_grid = args.time_grid
-    if args.stochasticity is not None:
-        cfg.stochasticity = args.stochasticity
-    if args.solver:
-        cfg.solver = args.solver
-    if args.final_tokens:
-        cfg.final_tokens = args.final_tokens
+    for name in SAMPLER_OPTIONS:
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
     data = cf.prepare_data(cfg, progress=not args.no_progress)
     featurizer = MolecularFeaturizer(cf.LAYOUT)
     gen = cf.build_generator(cfg, data, featurizer).to(args.device)
@@ -152,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "checkpoint_step": int(state["step"]),
             "ema": not args.no_ema,
             "seed": args.seed,
-            "solver": cfg.solver,
-            "time_grid": cfg.time_grid,
-            "temperature": cfg.temperature,
-            "stochasticity": cfg.stochasticity,
-            "final_tokens": cfg.final_tokens,
+            **{name: getattr(cfg, name) for name in SAMPLER_OPTIONS},
         },
     )
     print(
