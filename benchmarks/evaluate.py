@@ -19,7 +19,6 @@ Usage::
 """
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -30,9 +29,9 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from symgen.files import atomic_write_json
 from symgen.molecules.bonds import stability_edm, stability_edm_reference
 from symgen.molecules.evaluate import evaluate
-from symgen.molecules.io import atomic_write
 from symgen.molecules.metrics import iter_chunks
 from symgen.molecules.molecule import Molecule
 from symgen.molecules.qm9 import load_qm9_split
@@ -184,7 +183,7 @@ def main(argv=None) -> int:
         results["data_row"]["uniqueness"] = row["uniqueness"]
         results["data_row"]["connected_validity"] = row["connected_validity"]
     if args.json:
-        atomic_write(args.json, json.dumps(results, indent=2) + "\n")
+        atomic_write_json(args.json, results)
     return 0
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from jaxtyping import Bool, Float, Int
 
 from symgen.molecules.elements import ATOMIC_NUMBERS, SYMBOLS
+from symgen.molecules.molecule import Molecule
 
 __all__ = [
     "EDM_BONDS1",
@@ -45,6 +46,8 @@ __all__ = [
     "StabilityResult",
     "infer_bonds_edm",
     "bond_matrix",
+    "edm_bond_orders",
+    "molecule_bond_orders",
     "allowed_valence",
     "stability_from_bonds",
     "stability_edm",
@@ -246,6 +249,86 @@ def bond_matrix(
     out[bonds[:, 0], bonds[:, 1]] = orders
     out[bonds[:, 1], bonds[:, 0]] = orders
     return out
+
+
+def edm_bond_orders(molecule: Molecule) -> Int[np.ndarray, "k k"]:
+    """Bond orders of one molecule inferred from its geometry alone (:func:`infer_bonds_edm`).
+
+    The molecule's own bonds, if any, are ignored: this is the rule every geometry-based metric
+    applies to generated and reference molecules alike.
+
+    Examples:
+        >>> co = Molecule(np.array([6, 8]), np.array([[0.0, 0, 0], [1.13, 0, 0]]))
+        >>> edm_bond_orders(co).tolist()       # 113 pm < 113 + 3: a C#O triple bond
+        [[0, 3], [3, 0]]
+    """
+    return infer_bonds_edm(
+        np.asarray(molecule.atomic_numbers, dtype=np.int64),
+        np.asarray(molecule.positions, dtype=np.float64),
+    )
+
+
+def molecule_bond_orders(molecule: Molecule, *, unsound: str = "edm") -> Int[np.ndarray, "k k"]:
+    """Dense bond orders of a molecule: its own bonds when present and sound, else EDM bonds.
+
+    Rule, for a molecule with ``k`` atoms:
+
+    * no own bonds (``molecule.bonds is None``): :func:`edm_bond_orders`, inferred from the
+      geometry with the EDM distance tables;
+    * own bonds without ``bond_orders``: every bond is a single bond;
+    * own bonds are *sound* when :func:`bond_matrix` accepts them (indices in ``0..k-1``, no
+      self-loop, orders 1..3, as many orders as bonds) and no atom pair is listed twice; sound
+      bonds give ``A[i, j] = A[j, i] = order``;
+    * unsound own bonds: ``unsound="edm"`` (default, what the evaluator does for reference
+      molecules) falls back to :func:`edm_bond_orders`; ``unsound="raise"`` raises instead
+      (what the file writers do, so that corrupt bonds are never silently replaced).
+
+    Args:
+        molecule: the molecule.
+        unsound: ``"edm"`` or ``"raise"``: what to do with unsound own bonds.
+
+    Returns:
+        The symmetric ``(k, k)`` int64 bond-order matrix (entries 0..3, zero diagonal).
+
+    Raises:
+        ValueError: unsound own bonds with ``unsound="raise"`` (the message names the problem),
+            or an unknown ``unsound`` value.
+
+    Examples:
+        >>> xyz = np.array([[0.0, 0, 0], [1.13, 0, 0]])
+        >>> int(molecule_bond_orders(Molecule(np.array([6, 8]), xyz))[0, 1])   # EDM: C#O
+        3
+        >>> own = Molecule(np.array([6, 8]), xyz, bonds=np.array([[0, 1]]),
+        ...                bond_orders=np.array([2]))
+        >>> int(molecule_bond_orders(own)[0, 1])                                 # its own C=O
+        2
+        >>> bad = Molecule(np.array([6, 8]), xyz, bonds=np.array([[0, 5]]))
+        >>> int(molecule_bond_orders(bad)[0, 1])                                 # unsound: EDM
+        3
+        >>> molecule_bond_orders(bad, unsound="raise")
+        Traceback (most recent call last):
+        ...
+        ValueError: bond index out of range for 2 atoms
+    """
+    if unsound not in ("edm", "raise"):
+        raise ValueError(f"unsound must be 'edm' or 'raise', got {unsound!r}")
+    if molecule.bonds is None:
+        return edm_bond_orders(molecule)
+    bonds = np.asarray(molecule.bonds, dtype=np.int64).reshape(-1, 2)
+    orders = (
+        np.ones(len(bonds), dtype=np.int64)
+        if molecule.bond_orders is None
+        else np.asarray(molecule.bond_orders, dtype=np.int64)
+    )
+    try:
+        a = bond_matrix(molecule.num_atoms, bonds, orders)
+        if int(np.count_nonzero(a)) != 2 * len(bonds):
+            raise ValueError("duplicate bonds")
+    except ValueError:
+        if unsound == "raise":
+            raise
+        return edm_bond_orders(molecule)
+    return a
 
 
 def allowed_valence(

@@ -7,10 +7,10 @@ Every cache file symgen writes is one *uncompressed* ``.npz`` archive holding pl
   is rejected with :class:`CacheFormatError` instead of being misread;
 * ``__metadata__`` — a JSON object (UTF-8 bytes) with free-form provenance.
 
-Writes are atomic: the archive is written to a temporary file in the destination folder,
-flushed and fsync'ed, and only then renamed over the destination with :func:`os.replace`. An
-interrupted or failing write therefore leaves either the previous file or nothing, never a
-truncated archive, and the temporary file is removed.
+Writes are atomic (:func:`symgen.files.atomic_write`): the archive is written to a temporary
+file in the destination folder, flushed and fsync'ed, and only then renamed over the
+destination. An interrupted or failing write therefore leaves either the previous file or
+nothing, never a truncated archive, and the temporary file is removed.
 
 The default cache folder is ``$SYMGEN_CACHE`` when set, else ``~/.cache/symgen``.
 
@@ -25,13 +25,14 @@ Example:
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from symgen.files import atomic_write
 
 __all__ = [
     "CacheError",
@@ -100,7 +101,6 @@ def save_arrays(
     Raises:
         ValueError: for reserved names or object-dtype arrays.
     """
-    path = Path(path)
     payload: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
         if name in (_FORMAT_KEY, _META_KEY):
@@ -113,20 +113,7 @@ def save_arrays(
     meta = json.dumps(dict(metadata or {}), sort_keys=True).encode("utf-8")
     payload[_META_KEY] = np.frombuffer(meta, dtype=np.uint8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _write_npz(handle, payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, lambda handle: _write_npz(handle, payload))
 
 
 def load_arrays(

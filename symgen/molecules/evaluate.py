@@ -9,7 +9,10 @@ Command line (``python -m symgen.molecules.evaluate --help``)::
 
     python -m symgen.molecules.evaluate --samples out.sdf --reference qm9-train --json metrics.json
 
-Every metric records the protocol (and its version) that produced it:
+Every metric records the protocol (and its version) that produced it. Each protocol is a small
+module of :mod:`symgen.molecules.protocols` (source, rules, metric keys); :func:`evaluate`
+checks the input, builds the protocols' shared context and runs the entries of
+:data:`symgen.molecules.protocols.REGISTRY` in order:
 
 ==========================  =====================================================================
 protocol                    meaning
@@ -20,7 +23,8 @@ protocol                    meaning
                             fragment (``.../edm-bonds`` or ``.../given-bonds`` says which bonds)
 ``w1-edm-bonds``            Wasserstein-1 vs the reference, bonds from the EDM tables on both sides
 ``mmff94-strain``           MMFF94 energy minus energy after MMFF relaxation, kcal/mol (own
-                            bonds when the molecules carry them, else EDM bonds)
+                            bonds when ``"bonds"`` is selected and molecules carry them, else
+                            EDM bonds)
 ==========================  =====================================================================
 
 Metric keys: ``atom_stability``, ``molecule_stability``, ``validity``, ``connected_validity``,
@@ -46,45 +50,14 @@ from pathlib import Path
 
 import numpy as np
 
-from symgen.molecules.bonds import (
-    CHARGED_ALLOWED_VALENCES,
-    EDM_ALLOWED_VALENCES,
-    bond_matrix,
-    infer_bonds_edm,
-    stability_charged,
-    stability_from_bonds,
-)
+from symgen.files import atomic_write_json
 from symgen.molecules.dataset import MoleculeDataset
-from symgen.molecules.elements import SYMBOLS
-from symgen.molecules.io import atomic_write, read_sdf, read_xyz
-from symgen.molecules.metrics import (
-    MIN_DISTANCE,
-    bond_angle_samples,
-    bond_length_samples,
-    canonical_smiles,
-    check_bonds,
-    check_molecule,
-    iter_chunks,
-    mmff_strain,
-    novelty,
-    rdkit_validity,
-    total_variation,
-    uniqueness,
-    wasserstein_by_type,
-)
+from symgen.molecules.io import read_sdf, read_xyz
+from symgen.molecules.metrics import MIN_DISTANCE, check_molecule
 from symgen.molecules.molecule import Molecule
+from symgen.molecules.protocols import FAMILIES, REGISTRY, EvaluationContext
 
 __all__ = ["Metric", "EvaluationReport", "evaluate", "load_reference", "main"]
-
-PROTOCOL_VERSIONS: dict[str, str] = {
-    "edm-distance-table": "1",
-    "charged-valence": "1",
-    "rdkit-sanitize/edm-bonds": "1",
-    "rdkit-sanitize/given-bonds": "1",
-    "w1-edm-bonds": "1",
-    "mmff94-strain": "1",
-}
-_MAX_REASONS_PER_CHECK = 3
 
 
 @dataclass(frozen=True)
@@ -112,10 +85,6 @@ class Metric:
             "version": self.version,
             "count": int(self.count),
         }
-
-
-def _metric(value: float, protocol: str, count: int) -> Metric:
-    return Metric(float(value), protocol, PROTOCOL_VERSIONS[protocol], int(count))
 
 
 @dataclass(frozen=True)
@@ -173,8 +142,8 @@ class EvaluationReport:
         return json.dumps(self.to_dict(), indent=indent)
 
     def write_json(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_json` to ``path`` atomically."""
-        atomic_write(path, self.to_json() + "\n")
+        """Write :meth:`to_json` (and a final newline) to ``path`` atomically."""
+        atomic_write_json(path, self.to_dict())
 
     def table(self) -> str:
         """A plain-text table: metric, value, protocol/version, count."""
@@ -190,106 +159,6 @@ class EvaluationReport:
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"{len(self.failures)} of {self.num_molecules} molecules have failure reasons")
         return "\n".join(lines)
-
-
-def _allowed_text(z: int, charge: int, charged: bool) -> str:
-    sym = SYMBOLS.get(int(z), f"Z{z}")
-    if charged:
-        vals = CHARGED_ALLOWED_VALENCES.get(sym, {}).get(int(charge))
-    else:
-        vals = EDM_ALLOWED_VALENCES.get(sym)
-    return "none" if not vals else "/".join(map(str, vals))
-
-
-def _stability_reasons(prefix, res, z, charges, mask, charged, indices, failures) -> None:
-    """Record 'unstable' reasons; row b of the chunk is molecule ``indices[b]``."""
-    for b in np.nonzero(~res.molecule_stable & (res.num_atoms > 0))[0]:
-        bad = np.nonzero(mask[b] & ~res.atom_stable[b])[0]
-        parts = []
-        for a in bad[:_MAX_REASONS_PER_CHECK]:
-            q = int(charges[b, a])
-            qs = "" if not charged or q == 0 else f"{q:+d}"
-            parts.append(
-                f"atom {a} {SYMBOLS.get(int(z[b, a]), '?')}{qs} has valence "
-                f"{int(res.valence[b, a])} (allowed {_allowed_text(int(z[b, a]), q, charged)})"
-            )
-        more = (
-            f" and {len(bad) - _MAX_REASONS_PER_CHECK} more"
-            if len(bad) > _MAX_REASONS_PER_CHECK
-            else ""
-        )
-        failures.setdefault(int(indices[b]), []).append(
-            f"{prefix}: unstable: " + "; ".join(parts) + more
-        )
-
-
-def _sample_reference(reference, max_molecules: int, seed: int) -> list[Molecule]:
-    n = len(reference)
-    if n <= max_molecules:
-        idx = np.arange(n)
-    else:
-        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_molecules, replace=False))
-    return [reference[int(i)] for i in idx]
-
-
-def _geometry_samples(molecules: Sequence[Molecule]) -> tuple[dict, dict, dict]:
-    """Bond lengths and angles by type (EDM-inferred bonds) and per-molecule element counts."""
-    lengths: dict[str, list] = {}
-    angles: dict[str, list] = {}
-    for _, p in iter_chunks(molecules):  # sample order is irrelevant for distributions
-        a = infer_bonds_edm(p.atomic_numbers, p.positions, p.mask)
-        for store, new in (
-            (lengths, bond_length_samples(p.atomic_numbers, p.positions, a)),
-            (angles, bond_angle_samples(p.atomic_numbers, p.positions, a)),
-        ):
-            for k, v in new.items():
-                store.setdefault(k, []).append(v)
-    return (
-        {k: np.concatenate(v) for k, v in lengths.items()},
-        {k: np.concatenate(v) for k, v in angles.items()},
-        _align_counts(molecules),
-    )
-
-
-def _bonds_or_edm(m: Molecule) -> np.ndarray:
-    """The molecule's own bonds when sound, else EDM distance-table bonds."""
-    if m.bonds is not None and not check_bonds(m):
-        return bond_matrix(m.num_atoms, np.asarray(m.bonds), np.asarray(m.bond_orders))
-    return infer_bonds_edm(
-        np.asarray(m.atomic_numbers, dtype=np.int64), np.asarray(m.positions, dtype=np.float64)
-    )
-
-
-def _validity_metrics(metrics, val, n_mol, ref_set, suffix, protocol, prefix, local) -> None:
-    n_valid = int(val.valid.sum())
-    smiles = [s for s in val.smiles if s]
-    metrics["validity" + suffix] = _metric(n_valid / n_mol if n_mol else math.nan, protocol, n_mol)
-    metrics["connected_validity" + suffix] = _metric(
-        int(val.connected.sum()) / n_mol if n_mol else math.nan, protocol, n_mol
-    )
-    metrics["uniqueness" + suffix] = _metric(uniqueness(smiles), protocol, n_valid)
-    metrics["valid_and_unique" + suffix] = _metric(
-        len(set(smiles)) / n_mol if n_mol else math.nan, protocol, n_mol
-    )
-    if ref_set is not None:
-        metrics["novelty" + suffix] = _metric(novelty(smiles, ref_set), protocol, len(set(smiles)))
-    for j in range(len(val.valid)):
-        if not val.valid[j]:
-            local.setdefault(j, []).append(f"{prefix}: invalid: {val.errors[j]}")
-        elif val.num_fragments[j] > 1:
-            local.setdefault(j, []).append(
-                f"{prefix}: disconnected: {val.num_fragments[j]} fragments"
-            )
-
-
-def _align_counts(molecules: Sequence[Molecule]) -> dict[str, np.ndarray]:
-    elements = sorted({int(a) for m in molecules for a in np.asarray(m.atomic_numbers)})
-    out = {"atoms": np.array([m.num_atoms for m in molecules], dtype=np.int64)}
-    for e in elements:
-        out[SYMBOLS.get(e, f"Z{e}")] = np.array(
-            [int(np.sum(np.asarray(m.atomic_numbers) == e)) for m in molecules], dtype=np.int64
-        )
-    return out
 
 
 def evaluate(
@@ -317,8 +186,9 @@ def evaluate(
         protocols: ``"edm"`` (geometry-only stability/validity) and/or ``"bonds"`` (the
             molecules' own bonds and charges; skipped when no molecule has bonds).
         max_strain_molecules: MMFF strain on the first (at most) this many scorable molecules,
-            using their own bonds when the molecules carry bonds, else EDM bonds (0 disables);
-            molecules MMFF cannot handle count in ``mmff_setup_rate``, not in the strain.
+            using their own bonds when ``"bonds"`` is selected and some molecules carry sound
+            bonds (then only those are candidates), else EDM bonds (0 disables); molecules
+            MMFF cannot handle count in ``mmff_setup_rate``, not in the strain.
         strain_max_iters: maximum MMFF minimizer iterations per molecule.
         max_reference_molecules: cap on reference molecules used for geometry distances.
         min_distance: atoms closer than this (Å) make a molecule a failure ("overlapping").
@@ -334,19 +204,14 @@ def evaluate(
         >>> evaluate([ch4, ch4], max_strain_molecules=0)["uniqueness"]
         0.5
     """
-    unknown = set(protocols) - {"edm", "bonds"}
+    unknown = set(protocols) - set(FAMILIES)
     if unknown or not protocols:
-        raise ValueError(
-            f"protocols must be a non-empty subset of ('edm', 'bonds'), got {protocols}"
-        )
+        raise ValueError(f"protocols must be a non-empty subset of {FAMILIES}, got {protocols}")
     if max_strain_molecules < 0 or strain_max_iters < 1 or max_reference_molecules < 1:
         raise ValueError(
             "max_strain_molecules must be >= 0, strain_max_iters and max_reference_molecules >= 1"
         )
-    n_mol = len(molecules)
     failures: dict[int, list[str]] = {}
-    metrics: dict[str, Metric] = {}
-    details: dict[str, dict[str, float]] = {}
     sound_idx = []
     for i, m in enumerate(molecules):
         problems = check_molecule(m, min_distance=min_distance)
@@ -354,158 +219,33 @@ def evaluate(
             failures[i] = list(problems)
         else:
             sound_idx.append(i)
-    sound = [molecules[i] for i in sound_idx]
-    total_atoms = sum(int(np.asarray(m.atomic_numbers).size) for m in molecules)
-    ref_set = None
-    if reference_smiles is not None:
-        ref_set = canonical_smiles(reference_smiles, progress=progress)
-    ref: list[Molecule] = []
-    if reference is not None:
-        ref = [
-            m
-            for m in _sample_reference(reference, max_reference_molecules, seed)
-            if not check_molecule(m, min_distance=min_distance)
-        ]
-        if ref_set is None:  # novelty against every reference molecule, not the subsample
-            full = [reference[i] for i in range(len(reference))]
-            full = [m for m in full if not check_molecule(m, min_distance=min_distance)]
-            ref_val = rdkit_validity(full, [_bonds_or_edm(m) for m in full], progress=progress)
-            ref_set = {s for s in ref_val.smiles if s}
-
-    def remap(local: dict[int, list[str]]) -> None:
-        for j, reasons in local.items():
+    context = EvaluationContext(
+        molecules=tuple(molecules[i] for i in sound_idx),
+        num_molecules=len(molecules),
+        num_atoms=sum(int(np.asarray(m.atomic_numbers).size) for m in molecules),
+        families=frozenset(protocols),
+        reference=reference,
+        reference_smiles=reference_smiles,
+        max_reference_molecules=max_reference_molecules,
+        max_strain_molecules=max_strain_molecules,
+        strain_max_iters=strain_max_iters,
+        min_distance=min_distance,
+        seed=seed,
+        progress=progress,
+    )
+    metrics: dict[str, Metric] = {}
+    details: dict[str, dict[str, float]] = {}
+    for protocol in REGISTRY.values():
+        if protocol.family is not None and protocol.family not in protocols:
+            continue
+        scores = protocol.score(context)
+        for key, (value, count) in scores.metrics.items():
+            metrics[key] = Metric(float(value), protocol.name, protocol.version, int(count))
+        details.update(scores.details)
+        for j, reasons in scores.reasons.items():
             failures.setdefault(sound_idx[j], []).extend(reasons)
-
-    edm_bonds: list[np.ndarray] = []
-    if "edm" in protocols:
-        local: dict[int, list[str]] = {}
-        stable_atoms = stable_mols = 0
-        edm_bonds = [np.zeros((0, 0), np.int64)] * len(sound)
-        for idx, p in iter_chunks(sound):
-            a = infer_bonds_edm(p.atomic_numbers, p.positions, p.mask)
-            res = stability_from_bonds(p.atomic_numbers, a, p.mask, table="edm")
-            stable_atoms += int(res.atom_stable.sum())
-            stable_mols += int(res.molecule_stable.sum())
-            _stability_reasons("edm", res, p.atomic_numbers, p.charges, p.mask, False, idx, local)
-            for b, k in enumerate(p.mask.sum(-1).tolist()):
-                edm_bonds[int(idx[b])] = a[b, :k, :k]
-        metrics["atom_stability"] = _metric(
-            stable_atoms / total_atoms if total_atoms else math.nan,
-            "edm-distance-table",
-            total_atoms,
-        )
-        metrics["molecule_stability"] = _metric(
-            stable_mols / n_mol if n_mol else math.nan, "edm-distance-table", n_mol
-        )
-        val = rdkit_validity(sound, edm_bonds, use_charges=False, progress=progress)
-        _validity_metrics(
-            metrics, val, n_mol, ref_set, "", "rdkit-sanitize/edm-bonds", "edm", local
-        )
-        remap(local)
-
-    given_bonds: list[np.ndarray | None] = [None] * len(sound)
-    if "bonds" in protocols and any(m.bonds is not None for m in sound):
-        local = {}
-        ok_idx = []
-        for j, m in enumerate(sound):
-            if m.bonds is None:
-                local.setdefault(j, []).append("bonds: no bonds given")
-                continue
-            problems = check_bonds(m)
-            if problems:
-                local.setdefault(j, []).extend(f"bonds: {p}" for p in problems)
-                continue
-            ok_idx.append(j)
-        ok = [sound[j] for j in ok_idx]
-        stable_atoms = stable_mols = 0
-        sub_local: dict[int, list[str]] = {}
-        for idx, p in iter_chunks(ok):
-            res = stability_charged(p.atomic_numbers, p.charges, p.bonds, p.mask)
-            stable_atoms += int(res.atom_stable.sum())
-            stable_mols += int(res.molecule_stable.sum())
-            _stability_reasons(
-                "bonds", res, p.atomic_numbers, p.charges, p.mask, True, idx, sub_local
-            )
-            for b, k in enumerate(p.mask.sum(-1).tolist()):
-                given_bonds[ok_idx[int(idx[b])]] = p.bonds[b, :k, :k]
-        metrics["atom_stability_given_bonds"] = _metric(
-            stable_atoms / total_atoms if total_atoms else math.nan, "charged-valence", total_atoms
-        )
-        metrics["molecule_stability_given_bonds"] = _metric(
-            stable_mols / n_mol if n_mol else math.nan, "charged-valence", n_mol
-        )
-        val = rdkit_validity(
-            ok, [given_bonds[j] for j in ok_idx], use_charges=True, progress=progress
-        )
-        _validity_metrics(
-            metrics,
-            val,
-            n_mol,
-            ref_set,
-            "_given_bonds",
-            "rdkit-sanitize/given-bonds",
-            "bonds",
-            sub_local,
-        )
-        for j, reasons in sub_local.items():
-            local.setdefault(ok_idx[j], []).extend(reasons)
-        remap(local)
-
-    if reference is not None:
-        g_len, g_ang, g_cnt = _geometry_samples(sound)
-        r_len, r_ang, r_cnt = _geometry_samples(ref)
-        for key, gen, rf in (("bond_length_w1", g_len, r_len), ("bond_angle_w1", g_ang, r_ang)):
-            w = wasserstein_by_type(gen, rf)
-            details[key] = w
-            metrics[key] = _metric(w["mean"], "w1-edm-bonds", len(sound))
-        w = wasserstein_by_type(g_cnt, r_cnt, min_count=1)
-        details["atom_count_w1"] = w
-        metrics["atom_count_w1"] = _metric(w["mean"], "w1-edm-bonds", len(sound))
-        metrics["atom_type_tv"] = _metric(total_variation(g_cnt, r_cnt), "w1-edm-bonds", len(sound))
-
-    if max_strain_molecules > 0 and sound:
-        cand = (
-            [j for j in range(len(sound)) if given_bonds[j] is not None]
-            if any(b is not None for b in given_bonds)
-            else list(range(len(sound)))
-        )
-        picked = cand[:max_strain_molecules]
-        bonds = [
-            given_bonds[j]
-            if given_bonds[j] is not None
-            else (
-                edm_bonds[j]
-                if edm_bonds
-                else infer_bonds_edm(
-                    np.asarray(sound[j].atomic_numbers, dtype=np.int64),
-                    np.asarray(sound[j].positions, dtype=np.float64),
-                )
-            )
-            for j in picked
-        ]
-        st = mmff_strain(
-            [sound[j] for j in picked], bonds, max_iters=strain_max_iters, progress=progress
-        )
-        fin = st.strain[np.isfinite(st.strain)]
-        metrics["mmff_strain_median"] = _metric(
-            np.median(fin) if len(fin) else math.nan, "mmff94-strain", len(fin)
-        )
-        metrics["mmff_strain_mean"] = _metric(
-            np.mean(fin) if len(fin) else math.nan, "mmff94-strain", len(fin)
-        )
-        metrics["mmff_setup_rate"] = _metric(st.setup_rate, "mmff94-strain", len(picked))
-        details["mmff"] = {
-            "converged_rate": float(st.converged[np.isfinite(st.strain)].mean())
-            if len(fin)
-            else math.nan,
-            "attempted": float(len(picked)),
-        }
-        for j, reason in zip(picked, st.reasons, strict=False):
-            if reason:
-                failures.setdefault(sound_idx[j], []).append(f"mmff: {reason}")
-
     return EvaluationReport(
-        num_molecules=n_mol,
+        num_molecules=len(molecules),
         metrics=metrics,
         failures={i: tuple(r) for i, r in sorted(failures.items())},
         details=details,
@@ -650,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.write_json(args.json)
         print(f"wrote {args.json}")
     if args.png or args.html:
-        from symgen.molecules.io import draw_grid_png, write_html_3d
+        from symgen.molecules.pictures import draw_grid_png, write_html_3d
 
         shown = [m for m in samples if not check_molecule(m)][: args.num_pictures]
         if args.png:

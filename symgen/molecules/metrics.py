@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
-from symgen.molecules.bonds import bond_matrix, infer_bonds_edm
+from symgen.molecules.bonds import molecule_bond_orders
 from symgen.molecules.elements import SYMBOLS
 from symgen.molecules.molecule import Molecule
 
@@ -98,7 +98,11 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
 
 
 def check_bonds(molecule: Molecule) -> list[str]:
-    """Problems with a molecule's own bonds (none when it has no bonds).
+    """Problems with a molecule's own bonds, for the given-bonds protocols (none without bonds).
+
+    The rule of :func:`~symgen.molecules.bonds.molecule_bond_orders` (indices in range, no
+    self-loops, orders 1..3, no pair listed twice), and in addition explicit ``bond_orders``:
+    the given-bonds protocols score the orders a model generated, so they are never assumed.
 
     Examples:
         >>> check_bonds(Molecule(np.array([1, 1]), np.zeros((2, 3)), bonds=np.array([[0, 2]]),
@@ -107,13 +111,10 @@ def check_bonds(molecule: Molecule) -> list[str]:
     """
     if molecule.bonds is None:
         return []
-    orders = molecule.bond_orders
+    if molecule.bond_orders is None:
+        return ["bad bonds: bonds given without bond_orders"]
     try:
-        if orders is None:
-            raise ValueError("bonds given without bond_orders")
-        a = bond_matrix(molecule.num_atoms, np.asarray(molecule.bonds), np.asarray(orders))
-        if int((a > 0).sum()) != 2 * len(np.asarray(orders).reshape(-1)):
-            raise ValueError("duplicate bonds")
+        molecule_bond_orders(molecule, unsound="raise")
     except ValueError as err:
         return [f"bad bonds: {err}"]
     return []
@@ -128,8 +129,9 @@ class PaddedMolecules:
         positions: ``(b, n, 3)`` float64, 0 on padding.
         mask: ``(b, n)`` bool, ``True`` on real atoms (prefix mask).
         charges: ``(b, n)`` int64 formal charges (0 where unknown).
-        bonds: ``(b, n, n)`` int64 given bond orders (0 where none or not given).
-        has_bonds: ``(b,)`` whether each molecule came with its own bonds.
+        bonds: ``(b, n, n)`` int64 bond orders: the matrices passed to :func:`pad_molecules`,
+            else the molecules' own sound bonds (:func:`check_bonds`), else 0.
+        has_bonds: ``(b,)`` whether each row of ``bonds`` holds a bond matrix.
     """
 
     atomic_numbers: np.ndarray
@@ -140,8 +142,16 @@ class PaddedMolecules:
     has_bonds: np.ndarray
 
 
-def pad_molecules(molecules: Sequence[Molecule]) -> PaddedMolecules:
+def pad_molecules(
+    molecules: Sequence[Molecule], bond_orders: Sequence[np.ndarray] | None = None
+) -> PaddedMolecules:
     """Stack molecules into a padded batch (call :func:`check_molecule` first).
+
+    Args:
+        molecules: sound molecules.
+        bond_orders: optional dense ``(k, k)`` bond-order matrix per molecule (e.g. EDM-inferred)
+            to pad into ``bonds``; by default the molecules' own bonds where :func:`check_bonds`
+            finds them sound (molecules with unsound or no bonds get zeros).
 
     Examples:
         >>> p = pad_molecules([Molecule(np.array([1, 1]), np.zeros((2, 3))),
@@ -149,6 +159,8 @@ def pad_molecules(molecules: Sequence[Molecule]) -> PaddedMolecules:
         >>> p.mask.tolist()
         [[True, True], [True, False]]
     """
+    if bond_orders is not None and len(bond_orders) != len(molecules):
+        raise ValueError(f"{len(bond_orders)} bond matrices for {len(molecules)} molecules")
     b = len(molecules)
     n = max((m.num_atoms for m in molecules), default=0)
     z = np.zeros((b, n), dtype=np.int64)
@@ -164,21 +176,29 @@ def pad_molecules(molecules: Sequence[Molecule]) -> PaddedMolecules:
         mask[i, :k] = True
         if m.charges is not None:
             q[i, :k] = m.charges
-        if m.bonds is not None and m.bond_orders is not None:
-            bb = np.asarray(m.bonds, dtype=np.int64).reshape(-1, 2)
-            a[i, bb[:, 0], bb[:, 1]] = m.bond_orders
-            a[i, bb[:, 1], bb[:, 0]] = m.bond_orders
+        if bond_orders is not None:
+            a[i, :k, :k] = bond_orders[i]
+            has[i] = True
+        elif m.bonds is not None and not check_bonds(m):
+            a[i, :k, :k] = molecule_bond_orders(m)
             has[i] = True
     return PaddedMolecules(z, pos, mask, q, a, has)
 
 
-def iter_chunks(molecules: Sequence[Molecule], max_entries: int = 2_000_000):
+def iter_chunks(
+    molecules: Sequence[Molecule],
+    max_entries: int = 2_000_000,
+    *,
+    bond_orders: Sequence[np.ndarray] | None = None,
+):
     """Yield ``(indices, PaddedMolecules)`` chunks of molecules of similar size.
 
     Molecules are visited in order of atom count (stable sort), so each chunk is padded only
     to the size of its largest member; ``indices`` (int array) gives the positions in
     ``molecules`` of the chunk's rows. Each chunk has at most ~``max_entries`` atom pairs
     (``b * n * n``), which bounds the memory of the ``(b, n, n)`` pair arrays.
+    ``bond_orders`` (one matrix per molecule) is padded into the chunks' ``bonds`` as in
+    :func:`pad_molecules`.
 
     Examples:
         >>> mols = [Molecule(np.array([6] * k), np.zeros((k, 3))) for k in (3, 1, 2)]
@@ -197,7 +217,8 @@ def iter_chunks(molecules: Sequence[Molecule], max_entries: int = 2_000_000):
                 break
             n, stop = n_new, stop + 1
         idx = order[start:stop]
-        yield idx, pad_molecules([molecules[int(i)] for i in idx])
+        chunk_bonds = None if bond_orders is None else [bond_orders[int(i)] for i in idx]
+        yield idx, pad_molecules([molecules[int(i)] for i in idx], chunk_bonds)
         start = stop
 
 
@@ -241,8 +262,9 @@ def rdkit_validity(
         progress: show a tqdm progress bar.
 
     Examples:
+        >>> from symgen.molecules.bonds import edm_bond_orders
         >>> m = Molecule(np.array([8, 1, 1]), np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))
-        >>> rdkit_validity([m], [infer_bonds_edm(m.atomic_numbers, m.positions)]).smiles
+        >>> rdkit_validity([m], [edm_bond_orders(m)]).smiles
         ['O']
     """
     from rdkit import Chem, RDLogger
@@ -351,6 +373,7 @@ def bond_length_samples(
     """Bond lengths (Å) of a padded batch grouped by bond type (:func:`bond_type_name`).
 
     Examples:
+        >>> from symgen.molecules.bonds import infer_bonds_edm
         >>> z = np.array([[6, 8]]); x = np.array([[[0., 0, 0], [1.2, 0, 0]]])
         >>> bond_length_samples(z, x, infer_bonds_edm(z, x))
         {'C=O': array([1.2])}
@@ -379,6 +402,7 @@ def bond_angle_samples(
     ``arccos(<x_i - x_j, x_k - x_j> / (|x_i - x_j| |x_k - x_j|))``, typed ``X_i-X_j-X_k``.
 
     Examples:
+        >>> from symgen.molecules.bonds import infer_bonds_edm
         >>> z = np.array([[8, 1, 1]]); x = np.array([[[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]])
         >>> {k: np.round(v, 1) for k, v in bond_angle_samples(z, x, infer_bonds_edm(z, x)).items()}
         {'H-O-H': array([104.5])}
@@ -521,10 +545,11 @@ def mmff_strain(
     Examples:
         >>> from rdkit import Chem
         >>> from rdkit.Chem import AllChem
+        >>> from symgen.molecules.bonds import edm_bond_orders
         >>> from symgen.molecules.io import from_rdkit
         >>> m = Chem.AddHs(Chem.MolFromSmiles("CCO")); _ = AllChem.EmbedMolecule(m, randomSeed=1)
         >>> mol = from_rdkit(m)
-        >>> r = mmff_strain([mol], [infer_bonds_edm(mol.atomic_numbers, mol.positions)])
+        >>> r = mmff_strain([mol], [edm_bond_orders(mol)])
         >>> bool(r.strain[0] >= 0)
         True
     """
@@ -565,11 +590,3 @@ def mmff_strain(
     finally:
         RDLogger.EnableLog("rdApp.*")
     return StrainResult(e0, e1, e0 - e1, conv, reasons)
-
-
-def geometry_bonds(molecule: Molecule) -> np.ndarray:
-    """EDM-inferred bond orders of one molecule (dense ``(k, k)``), used for geometry metrics."""
-    return infer_bonds_edm(
-        np.asarray(molecule.atomic_numbers, dtype=np.int64),
-        np.asarray(molecule.positions, dtype=np.float64),
-    )

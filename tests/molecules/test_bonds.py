@@ -12,12 +12,15 @@ from symgen.molecules.bonds import (
     EDM_MARGINS,
     allowed_valence,
     bond_matrix,
+    edm_bond_orders,
     infer_bonds_edm,
+    molecule_bond_orders,
     stability_charged,
     stability_edm,
     stability_edm_reference,
     stability_from_bonds,
 )
+from symgen.molecules.molecule import Molecule
 
 # --- hand-built molecules (Å) -------------------------------------------------------------
 _T = 1.09 / np.sqrt(3.0)
@@ -232,3 +235,43 @@ def test_empty_molecule_is_not_stable():
         np.zeros((1, 2), np.int64), np.zeros((1, 2, 2), np.int64), np.zeros((1, 2), bool)
     )
     assert res.molecule_stable.tolist() == [False] and np.isnan(res.atom_stability)
+
+
+def test_molecule_bond_orders_rule():
+    z, x = ETHENE
+    edm = infer_bonds_edm(z, x)
+    assert edm[0, 1] == 2
+    no_bonds = Molecule(z, x)
+    np.testing.assert_array_equal(molecule_bond_orders(no_bonds), edm)
+    np.testing.assert_array_equal(edm_bond_orders(no_bonds), edm)
+    # own bonds win over geometry, even where the geometry says otherwise
+    bonds = np.array([[0, 1], [0, 2], [0, 3], [1, 4], [1, 5]])
+    own = Molecule(z, x, bonds=bonds, bond_orders=np.array([3, 1, 1, 1, 1]))
+    assert molecule_bond_orders(own)[0, 1] == 3 and molecule_bond_orders(own)[1, 0] == 3
+    np.testing.assert_array_equal(edm_bond_orders(own), edm)  # always geometry
+    # bonds without orders are single bonds
+    singles = Molecule(z, x, bonds=bonds)
+    assert molecule_bond_orders(singles)[0, 1] == 1 and molecule_bond_orders(singles).sum() == 10
+    # integer-typed coordinates are accepted (converted inside); 100 pm > 74 + 10 pm: no H-H bond
+    h2 = Molecule(np.array([1, 1]), np.array([[0, 0, 0], [1, 0, 0]]))
+    assert molecule_bond_orders(h2).tolist() == [[0, 0], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("bonds", "orders", "problem"),
+    [
+        ([[0, 9]], [1], "out of range"),
+        ([[1, 1]], [1], "self-loop"),
+        ([[0, 1]], [4], "bond orders must be 1, 2 or 3"),
+        ([[0, 1]], [1, 1], "1 bonds but 2 bond orders"),
+        ([[0, 1], [1, 0]], [1, 2], "duplicate bonds"),
+    ],
+)
+def test_molecule_bond_orders_unsound_bonds(bonds, orders, problem):
+    z, x = ETHENE
+    m = Molecule(z, x, bonds=np.array(bonds), bond_orders=np.array(orders))
+    np.testing.assert_array_equal(molecule_bond_orders(m), infer_bonds_edm(z, x))
+    with pytest.raises(ValueError, match=problem):
+        molecule_bond_orders(m, unsound="raise")
+    with pytest.raises(ValueError, match="unsound must be"):
+        molecule_bond_orders(m, unsound="ignore")

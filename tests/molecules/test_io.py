@@ -1,23 +1,11 @@
-"""Tests of molecule I/O: SDF/XYZ round trips, RDKit conversion, PNG grid, HTML view."""
-
-import json
-import re
+"""Tests of molecule I/O: SDF/XYZ round trips, RDKit conversion, atomic writes."""
 
 import numpy as np
 import pytest
 
+from symgen.files import atomic_write
 from symgen.molecules.bonds import infer_bonds_edm
-from symgen.molecules.io import (
-    atomic_write,
-    draw_grid_png,
-    from_rdkit,
-    read_sdf,
-    read_xyz,
-    to_rdkit,
-    write_html_3d,
-    write_sdf,
-    write_xyz,
-)
+from symgen.molecules.io import from_rdkit, read_sdf, read_xyz, to_rdkit, write_sdf, write_xyz
 from symgen.molecules.molecule import Molecule
 
 Chem = pytest.importorskip("rdkit.Chem")
@@ -136,53 +124,30 @@ def test_to_rdkit_uses_edm_bonds_and_rejects_bad_input():
         to_rdkit(Molecule(np.array([150]), np.zeros((1, 3))))
 
 
-def test_png_grid(tmp_path, molecules):
-    bad = Molecule(
-        np.array([6, 1, 1, 1, 1, 1]),
-        np.array(
-            [
-                [0, 0, 0],
-                [0, 0, 1.09],
-                [0, 0, -1.09],
-                [1.09, 0, 0],
-                [-0.545, 0.944, 0],
-                [-0.545, -0.944, 0],
-            ]
-        ),
-    )
-    path = tmp_path / "grid.png"
-    png = draw_grid_png(molecules + [bad], path, mols_per_row=3, panel_size=(120, 100))
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and path.read_bytes() == png
-    # IHDR: width and height of a 3 x 2 grid of 120 x 100 panels
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (360, 200)
-    with pytest.raises(ValueError, match="legends"):
-        draw_grid_png(molecules, legends=["a"])
-
-
-def test_html_3d(tmp_path, molecules):
-    path = tmp_path / "view.html"
-    named = [Molecule(molecules[0].atomic_numbers, molecules[0].positions, name="</script><b>")]
-    write_html_3d(molecules + named, path, title="test <view>")
-    text = path.read_text()
-    assert text.count("<canvas") == 0 and 'createElement("canvas")' in text  # built by the script
-    assert "http://" not in text and "https://" not in text  # self-contained
-    assert "test &lt;view&gt;" in text and text.count("</script>") == 1
-    data = json.loads(re.search(r"const DATA = (.*);\n", text).group(1).replace("<\\/", "</"))
-    assert len(data) == 5 and data[0]["name"] == "CCO"
-    assert len(data[0]["bonds"]) == 8 and data[0]["z"] == molecules[0].atomic_numbers.tolist()
-    assert data[4]["name"] == "</script><b>"
-
-
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "out.txt"
     atomic_write(target, "old")
 
-    class Boom(str):
-        def __str__(self):
-            raise RuntimeError
+    def killed_halfway(f):
+        f.write(b"new but only ha")
+        raise RuntimeError("killed")
 
-    with pytest.raises(TypeError):
+    with pytest.raises(RuntimeError, match="killed"):
+        atomic_write(target, killed_halfway)
+    with pytest.raises(TypeError):  # neither text, bytes nor a writer function
         atomic_write(target, 123)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    assert atomic_write(tmp_path / "sub" / "new.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+
+
+def test_sdf_bonds_without_orders_are_single_and_bad_bonds_raise(tmp_path):
+    xyz = np.array([[0.0, 0, 0], [1.2, 0, 0]])
+    no_orders = Molecule(np.array([6, 8]), xyz, bonds=np.array([[0, 1]]), name="CO")
+    write_sdf([no_orders], tmp_path / "a.sdf")
+    (back,) = read_sdf(tmp_path / "a.sdf")
+    assert back.bond_orders.tolist() == [1]  # not the C=O the EDM tables would infer
+    duplicate = Molecule(np.array([6, 8]), xyz, bonds=np.array([[0, 1], [0, 1]]), name="dup")
+    with pytest.raises(ValueError, match=r"molecule 1 \('dup'\): duplicate bonds"):
+        write_sdf([no_orders, duplicate], tmp_path / "b.sdf")
+    assert not (tmp_path / "b.sdf").exists()

@@ -323,3 +323,26 @@ def test_evaluate_accepts_a_molecule_dataset_reference():
     ds = MoleculeDataset.from_molecules(mols)
     r = evaluate(mols[:2], reference=ds, max_strain_molecules=0)
     assert r["novelty"] == 0.0 and r["atom_type_tv"] > 0
+
+
+def test_corrupt_own_bonds_are_failures_not_crashes():
+    ethanol = _embedded("CCO")
+    bonds = ethanol.bonds.copy()
+    bonds[0, 1] = ethanol.num_atoms + 3
+    corrupt = Molecule(
+        ethanol.atomic_numbers, ethanol.positions, ethanol.charges, bonds, ethanol.bond_orders
+    )
+    p = pad_molecules([corrupt, ethanol])
+    assert p.has_bonds.tolist() == [False, True] and p.bonds[0].sum() == 0
+    p = pad_molecules([corrupt], [_edm(corrupt)])
+    assert p.has_bonds.tolist() == [True] and p.bonds[0].sum() == 16  # 8 bonds, EDM-inferred
+    r = evaluate([ethanol, corrupt], reference=[corrupt], max_strain_molecules=5)
+    assert r["molecule_stability"] == 1.0  # geometry only: the own bonds play no part
+    assert r["molecule_stability_given_bonds"] == 0.5
+    assert r.failures == {1: ("bonds: bad bonds: bond index out of range for 9 atoms",)}
+    assert r["novelty"] == 0.0  # the corrupt reference molecule is read with EDM bonds: CCO
+    assert r["atom_type_tv"] == 0.0 and r.details["atom_count_w1"]["mean"] == 0.0
+    assert r.metrics["mmff_setup_rate"].count == 1  # strain only on molecules with sound bonds
+    no_orders = Molecule(ethanol.atomic_numbers, ethanol.positions, bonds=ethanol.bonds)
+    r = evaluate([no_orders], protocols=("bonds",), max_strain_molecules=0)
+    assert r.failures == {0: ("bonds: bad bonds: bonds given without bond_orders",)}
