@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples" / "molecules"
 METHODS = {
     "canonflow": [],
-    "augment": ["--config", str(EX / "configs" / "augment_only.toml")],
-    "egnn": ["--config", str(EX / "configs" / "egnn_baseline.toml")],
-    "e3nn": ["--config", str(EX / "configs" / "e3nn_baseline.toml")],
+    "augment": ["--config", "augment_only"],
+    "egnn": ["--config", "egnn_baseline"],
+    "e3nn": ["--config", "e3nn_baseline"],
 }
 COLUMNS = [
     ("steps", "train steps"),
@@ -90,7 +90,7 @@ def calibrated_steps(name: str, args: argparse.Namespace, out: Path) -> int:
     )
     with (cal / "log.csv").open() as f:
         rows = list(csv.DictReader(f))[1:]  # the first window includes warm-up
-    rates = sorted(float(r["mol_per_s"]) for r in rows)
+    rates = sorted(float(r["graphs_per_s"]) for r in rows)
     batch = json.loads((cal / "config.json").read_text())["batch_size"]
     steps_per_s = rates[len(rates) // 2] / batch
     return max(1, int(0.95 * steps_per_s * args.budget_min * 60))

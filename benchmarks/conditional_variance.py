@@ -34,7 +34,8 @@ from symgen.canon import geometric_spectral_canonicalizer
 from symgen.couplings import AlignedCoupling, IndependentCoupling, MinibatchOTCoupling
 from symgen.diagnostics import conditional_variance, toy_shapes
 from symgen.groups import permutation_rigid_group
-from symgen.priors import AlignedPrior, CenteredGaussianPrior, center_positions
+from symgen.masking import masked_center
+from symgen.priors import AlignedPrior, CenteredGaussianPrior
 from symgen.state import GeometricGraph
 
 COUPLINGS = {
@@ -72,7 +73,7 @@ def load_qm9_fixed_size(
     pos_t = torch.tensor(np.stack(P), dtype=torch.float64)
     node = torch.tensor(np.stack(X), dtype=torch.float64)
     x = GeometricGraph(pos=pos_t, node=node, mask=torch.ones(pos_t.shape[:2], dtype=torch.bool))
-    x = x.replace(pos=center_positions(x.pos, x.mask))
+    x = x.replace(pos=masked_center(x.pos, x.mask))
     G = permutation_rigid_group()
     return G.act(G.sample(x, generator=torch.Generator().manual_seed(seed + 7)), x)
 

@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from symgen.molecules.loader import MoleculeLoader, SizeBucketBatcher, padding_fraction
+    from symgen.data import SizeBucketBatcher, padding_fraction
+    from symgen.molecules.loader import MoleculeLoader
     from symgen.molecules.qm9 import load_qm9, perceive_bonds, qm9_splits, read_qm9_csv
 
     tmp = None

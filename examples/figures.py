@@ -99,7 +99,8 @@ def curves(run_root: Path) -> Path:
             rows = list(csv.DictReader(f))
         if not rows:
             continue
-        t = np.array([float(r["elapsed_s"]) for r in rows]) / 60
+        # training seconds (library loop); logs of older runs have the elapsed wall-clock
+        t = np.array([float(r.get("train_seconds") or r["elapsed_s"]) for r in rows]) / 60
         loss = np.array([float(r["loss"]) for r in rows])
         k = max(1, len(loss) // 50)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")

@@ -210,7 +210,7 @@ def conditional_variance(
             "conditional_variance needs graphs of one size (select a size class first)"
         )
     coupling = coupling if coupling is not None else IndependentCoupling()
-    if estimator == "gaussian" and not isinstance(coupling, IndependentCoupling):
+    if estimator == "gaussian" and not coupling.independent:
         raise ValueError(
             "the 'gaussian' posterior is exact only for the independent coupling; use 'knn'"
         )

@@ -1,33 +1,79 @@
-"""The one batched data type of symgen: a padded batch of geometric graphs."""
+"""The one batched data type of symgen: a padded batch of geometric graphs, with its arithmetic.
 
-import dataclasses
-from collections.abc import Sequence
+Validation policy. Building a :class:`GeometricGraph` with its constructor checks everything:
+structure (shapes, dtypes, devices) and values (finite numbers, a prefix mask with a real node
+in every graph), so user data and loaders fail early with an error naming the problem. The
+states a library computes from valid states (``replace``, arithmetic, ``map``, ``index``,
+:meth:`GeometricGraph.unchecked`) check structure only: value checks cost a pass over every
+tensor and a device synchronization, once per solver step and network call. Under
+:func:`strict_validation` (switched on for symgen's whole test suite, or by setting the
+environment variable ``SYMGEN_STRICT_VALIDATION=1``) every state is checked in full.
+"""
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool
 from torch import Tensor
 
+from symgen.masking import prefix_mask
 from symgen.shapes import PerGraphInt
 
-__all__ = ["GeometricGraph", "StateError", "prefix_mask"]
+__all__ = [
+    "GeometricGraph",
+    "StateError",
+    "prefix_mask",
+    "strict_validation",
+    "set_strict_validation",
+    "is_strict_validation",
+]
 
 
 class StateError(ValueError):
     """Raised when a :class:`GeometricGraph` is built from inconsistent or invalid tensors."""
 
 
-def prefix_mask(num_nodes: PerGraphInt, max_nodes: int) -> Bool[Tensor, "b {max_nodes}"]:
-    """Node mask with the first ``num_nodes[i]`` slots of row ``i`` set.
+_STRICT = os.environ.get("SYMGEN_STRICT_VALIDATION", "") not in ("", "0")
 
-    ``mask[i, j] = j < num_nodes[i]``.
+
+def is_strict_validation() -> bool:
+    """Whether every state (computed ones included) is value-checked; see the module docstring."""
+    return _STRICT
+
+
+def set_strict_validation(enabled: bool) -> bool:
+    """Switch strict validation on or off; returns the previous setting."""
+    global _STRICT
+    previous, _STRICT = _STRICT, bool(enabled)
+    return previous
+
+
+@contextmanager
+def strict_validation(enabled: bool = True) -> Iterator[None]:
+    """Context manager: value-check every state built inside it (or none, with ``False``).
 
     Examples:
-        >>> prefix_mask(torch.tensor([1, 3]), 3)
-        tensor([[ True, False, False],
-                [ True,  True,  True]])
+        >>> with strict_validation():
+        ...     is_strict_validation()
+        True
     """
-    return torch.arange(max_nodes, device=num_nodes.device)[None, :] < num_nodes[:, None]
+    previous = set_strict_validation(enabled)
+    try:
+        yield
+    finally:
+        set_strict_validation(previous)
+
+
+Scalar = float | int | Tensor
+
+
+def _per_graph(a: Scalar, ndim: int) -> Scalar:
+    """A scalar as is; a ``(b,)`` tensor reshaped to broadcast over a field with ``ndim`` axes."""
+    if isinstance(a, Tensor) and a.ndim == 1:
+        return a.reshape((-1,) + (1,) * (ndim - 1))
+    return a
 
 
 @dataclass(frozen=True)
@@ -46,29 +92,65 @@ class GeometricGraph:
         edge: optional edge features (e.g. one-hot bond orders), shape ``(b, n, n, e)``;
             ``edge[i, j, k]`` describes the pair (j, k).
 
-    All floating tensors share one dtype and all tensors one device. Construction validates
+    All floating tensors share one dtype and all tensors one device. The constructor validates
     shapes, dtypes, devices, finiteness (padding included, so that ``0 * value`` stays 0 in
-    masked sums) and the mask, and raises :class:`StateError` naming the problem.
+    masked sums) and the mask, and raises :class:`StateError` naming the problem; computed
+    states check structure only (see the module docstring).
+
+    Arithmetic acts on the float channels (``pos``, ``node`` and ``edge``) together and keeps
+    the mask: ``x + y``, ``x - y``, ``-x``, ``a * x`` and ``x / a`` with ``a`` a number or a
+    per-graph ``(b,)`` tensor, and :meth:`map` for any other channelwise function.
 
     Examples:
         >>> g = GeometricGraph(pos=torch.zeros(2, 3, 3), node=torch.ones(2, 3, 1),
         ...                    mask=torch.tensor([[True, True, False], [True, True, True]]))
         >>> g.num_nodes.tolist()
         [2, 3]
+        >>> (g + 0.5 * g).node[0, 0].tolist()
+        [1.5]
+        >>> (torch.tensor([1.0, 2.0]) * g).node[:, 0, 0].tolist()
+        [1.0, 2.0]
     """
 
-    # Fields are annotated as plain tensors on purpose: ``_validate`` checks the shapes itself and
-    # names the problem, which a generic type-check failure would not.
+    # Fields are annotated as plain tensors on purpose: ``_check_structure`` checks the shapes
+    # itself and names the problem, which a generic type-check failure would not.
     pos: Tensor
     node: Tensor
     mask: Tensor
     edge: Tensor | None = None
 
     def __post_init__(self) -> None:
-        self._validate()
+        self._check_structure()
+        self._check_values()
+
+    @classmethod
+    def unchecked(
+        cls, pos: Tensor, node: Tensor, mask: Tensor, edge: Tensor | None = None
+    ) -> "GeometricGraph":
+        """A state computed from valid ones: structure checked, values only when strict.
+
+        For library internals and hot loops (solver steps, network outputs); user data goes
+        through the constructor, which checks values too.
+        """
+        out = object.__new__(cls)
+        object.__setattr__(out, "pos", pos)
+        object.__setattr__(out, "node", node)
+        object.__setattr__(out, "mask", mask)
+        object.__setattr__(out, "edge", edge)
+        out._check_structure()
+        if _STRICT:
+            out._check_values()
+        return out
+
+    def validate(self) -> "GeometricGraph":
+        """Check structure and values now (whatever the policy); return ``self``."""
+        self._check_structure()
+        self._check_values()
+        return self
 
     # ------------------------------------------------------------------ validation
-    def _validate(self) -> None:
+    def _check_structure(self) -> None:
+        """Shapes, dtypes and devices: metadata only, no kernel and no synchronization."""
         pos, node, mask, edge = self.pos, self.node, self.mask, self.edge
         for name, value in (("pos", pos), ("node", node), ("mask", mask)):
             if not isinstance(value, Tensor):
@@ -107,16 +189,21 @@ class GeometricGraph:
             devices.add(edge.device)
         if len(devices) > 1:
             raise StateError(f"tensors live on different devices: {sorted(map(str, devices))}")
-        for name, value in (("pos", pos), ("node", node), ("edge", edge)):
+
+    def _check_values(self) -> None:
+        """Finite values everywhere and a prefix mask with a real node in every graph."""
+        b, n = self.pos.shape[:2]
+        for name, value in (("pos", self.pos), ("node", self.node), ("edge", self.edge)):
             if value is not None and not bool(torch.isfinite(value).all()):
                 bad = (~torch.isfinite(value)).reshape(b, -1).any(-1).nonzero().flatten().tolist()
                 raise StateError(f"{name} contains NaN or inf (graphs {bad[:10]})")
-        counts = mask.sum(-1)
+        counts = self.mask.sum(-1)
         if bool((counts == 0).any()):
             empty = (counts == 0).nonzero().flatten().tolist()
             raise StateError(f"empty graph(s) with no real node: batch index {empty[:10]}")
-        if not bool((prefix_mask(counts, n) == mask).all()):
-            bad = (prefix_mask(counts, n) != mask).any(-1).nonzero().flatten().tolist()
+        expected = prefix_mask(counts, n)
+        if not bool((expected == self.mask).all()):
+            bad = (expected != self.mask).any(-1).nonzero().flatten().tolist()
             raise StateError(
                 f"mask is not a prefix mask (real nodes must come first) in graphs {bad[:10]}"
             )
@@ -138,11 +225,11 @@ class GeometricGraph:
         return self.mask.sum(-1)
 
     @property
-    def edge_mask(self) -> Bool[Tensor, "b n n"]:
-        """``True`` on pairs (j, k) of real nodes with j != k."""
-        pair = self.mask[:, :, None] & self.mask[:, None, :]
-        eye = torch.eye(self.max_nodes, dtype=torch.bool, device=self.mask.device)
-        return pair & ~eye
+    def edge_mask(self) -> Tensor:
+        """``True`` on pairs (j, k) of real nodes with j != k, shape ``(b, n, n)``."""
+        from symgen.masking import pair_mask
+
+        return pair_mask(self.mask)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -154,17 +241,77 @@ class GeometricGraph:
         """Device of all tensors."""
         return self.pos.device
 
+    # ------------------------------------------------------------------ arithmetic
+    def map(self, fn: Callable[[Tensor], Tensor]) -> "GeometricGraph":
+        """Apply ``fn`` to each float channel (``pos``, ``node``, ``edge``); same mask.
+
+        Examples:
+            >>> g = GeometricGraph(torch.ones(1, 2, 3), torch.ones(1, 2, 1),
+            ...                    torch.ones(1, 2, dtype=torch.bool))
+            >>> g.map(torch.neg).pos.sum().item()
+            -6.0
+        """
+        edge = None if self.edge is None else fn(self.edge)
+        return GeometricGraph.unchecked(fn(self.pos), fn(self.node), self.mask, edge)
+
+    def _zip(
+        self, other: "GeometricGraph", fn: Callable[[Tensor, Tensor], Tensor]
+    ) -> "GeometricGraph":
+        if not isinstance(other, GeometricGraph):
+            return NotImplemented
+        if (self.edge is None) != (other.edge is None):
+            raise StateError("cannot combine a graph with edges and a graph without edges")
+        edge = None if self.edge is None else fn(self.edge, other.edge)  # type: ignore[arg-type]
+        return GeometricGraph.unchecked(
+            fn(self.pos, other.pos), fn(self.node, other.node), self.mask, edge
+        )
+
+    def _scale(self, a: Scalar, fn: Callable[[Tensor, Scalar], Tensor]) -> "GeometricGraph":
+        if isinstance(a, Tensor) and a.ndim == 1 and a.shape[0] != self.batch_size:
+            raise StateError(
+                f"a per-graph factor needs shape ({self.batch_size},), got {tuple(a.shape)}"
+            )
+        if isinstance(a, Tensor) and a.ndim > 1:
+            raise StateError(f"factors are numbers or (b,) tensors, got shape {tuple(a.shape)}")
+        a3 = _per_graph(a, 3)
+        edge = None if self.edge is None else fn(self.edge, _per_graph(a, 4))
+        return GeometricGraph.unchecked(fn(self.pos, a3), fn(self.node, a3), self.mask, edge)
+
+    def __add__(self, other: "GeometricGraph") -> "GeometricGraph":
+        return self._zip(other, torch.add)
+
+    def __sub__(self, other: "GeometricGraph") -> "GeometricGraph":
+        return self._zip(other, torch.sub)
+
+    def __neg__(self) -> "GeometricGraph":
+        return self.map(torch.neg)
+
+    def __mul__(self, a: Scalar) -> "GeometricGraph":
+        if isinstance(a, GeometricGraph):
+            return NotImplemented
+        return self._scale(a, lambda v, s: s * v)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, a: Scalar) -> "GeometricGraph":
+        return self._scale(a, lambda v, s: v / s)
+
     # ------------------------------------------------------------------ transforms
     def replace(self, **changes: Tensor | None) -> "GeometricGraph":
-        """Copy with some fields replaced (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """Copy with some fields replaced (structure checked; values when strict)."""
+        fields = {"pos": self.pos, "node": self.node, "mask": self.mask, "edge": self.edge}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise TypeError(f"GeometricGraph has no field(s) {unknown}")
+        fields.update(changes)
+        return GeometricGraph.unchecked(**fields)  # type: ignore[arg-type]
 
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> "GeometricGraph":
         """Move to ``device`` and/or cast floating fields to ``dtype``."""
         edge = None if self.edge is None else self.edge.to(device=device, dtype=dtype)
-        return GeometricGraph(
+        return GeometricGraph.unchecked(
             pos=self.pos.to(device=device, dtype=dtype),
             node=self.node.to(device=device, dtype=dtype),
             mask=self.mask.to(device=device),
@@ -173,29 +320,27 @@ class GeometricGraph:
 
     def zero_padding(self) -> "GeometricGraph":
         """Copy with every padding slot (nodes and edges touching padding) set to zero."""
-        m = self.mask[..., None].to(self.dtype)
+        from symgen.masking import node_weights, pair_mask
+
+        m = node_weights(self.mask, self.dtype)
         edge = None
         if self.edge is not None:
-            pair = (self.mask[:, :, None] & self.mask[:, None, :])[..., None].to(self.dtype)
+            pair = pair_mask(self.mask, self_loops=True)[..., None].to(self.dtype)
             edge = self.edge * pair
-        return GeometricGraph(pos=self.pos * m, node=self.node * m, mask=self.mask, edge=edge)
+        return GeometricGraph.unchecked(self.pos * m, self.node * m, self.mask, edge)
 
     def index(self, idx: Tensor | slice | Sequence[int]) -> "GeometricGraph":
         """Select a sub-batch of graphs (``idx`` indexes the batch axis)."""
         if not isinstance(idx, (Tensor, slice)):
             idx = torch.as_tensor(list(idx), dtype=torch.long, device=self.device)
         edge = None if self.edge is None else self.edge[idx]
-        return GeometricGraph(
-            pos=self.pos[idx], node=self.node[idx], mask=self.mask[idx], edge=edge
-        )
+        return GeometricGraph.unchecked(self.pos[idx], self.node[idx], self.mask[idx], edge)
 
     def trim(self) -> "GeometricGraph":
         """Drop trailing node slots that are padding in every graph."""
         k = int(self.num_nodes.max())
         edge = None if self.edge is None else self.edge[:, :k, :k]
-        return GeometricGraph(
-            pos=self.pos[:, :k], node=self.node[:, :k], mask=self.mask[:, :k], edge=edge
-        )
+        return GeometricGraph.unchecked(self.pos[:, :k], self.node[:, :k], self.mask[:, :k], edge)
 
     def unbatch(self) -> list[tuple[Tensor, Tensor, Tensor | None]]:
         """Split into per-graph ``(pos, node, edge)`` tuples without padding."""
@@ -212,7 +357,7 @@ class GeometricGraph:
         edge: Sequence[Tensor] | None = None,
         max_nodes: int | None = None,
     ) -> "GeometricGraph":
-        """Pad a list of graphs into one batch.
+        """Pad a list of graphs into one batch (validated in full).
 
         Args:
             pos: per-graph positions, each ``(k_i, 3)``.

@@ -268,7 +268,7 @@ def test_embed_element_into_products():
     )
     h = embed_element(R, SO3(), SE3(), x)
     torch.testing.assert_close(h.rotation, R.matrix)
-    with pytest.raises(TypeError, match="cannot embed"):
+    with pytest.raises(ValueError, match="no element component"):
         embed_element(R, SO3(), SymmetricGroup(), x)
 
 

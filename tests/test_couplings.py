@@ -20,7 +20,8 @@ from symgen.couplings import (
     pairwise_cost,
 )
 from symgen.groups import SymmetricGroup, axis_angle_to_matrix, random_rotation
-from symgen.priors import CenteredGaussianPrior, center_positions
+from symgen.masking import masked_center
+from symgen.priors import CenteredGaussianPrior
 from symgen.state import GeometricGraph
 from symgen.testing import geometric_graphs, make_graph
 
@@ -32,7 +33,7 @@ def _gen(seed: int = 0) -> torch.Generator:
 def _pair(x: GeometricGraph, seed: int) -> tuple[GeometricGraph, GeometricGraph]:
     """A centred prior batch shaped like ``x`` and the centred data ``x``."""
     data = x.zero_padding()
-    data = data.replace(pos=center_positions(data.pos, data.mask))
+    data = data.replace(pos=masked_center(data.pos, data.mask))
     return CenteredGaussianPrior(features=False).sample(data, generator=_gen(seed)), data
 
 

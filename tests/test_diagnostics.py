@@ -10,13 +10,7 @@ from symgen.priors import CenteredGaussianPrior, GaussianPrior
 from symgen.state import GeometricGraph
 from symgen.testing import make_graph
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symgen.groups import SO3, SymmetricGroup, permutation_rigid_group
+from symgen.masking import masked_center, masked_mean
 from symgen.models import (
     EGNN,
     NETWORK_NAMES,
@@ -17,8 +18,6 @@ from symgen.models import (
     CanonTransformerConfig,
     EGNNConfig,
     build_network,
-    masked_mean,
-    remove_mean,
     sinusoidal_embedding,
 )
 from symgen.network import GraphNetwork
@@ -82,13 +81,7 @@ def _with_garbage_padding(x: GeometricGraph, seed: int) -> GeometricGraph:
 T = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared 2-core test machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fn(net, t):
@@ -229,7 +222,7 @@ def test_common_helpers():
     v = torch.tensor([[[1.0, 0, 0], [3.0, 2, 0], [50.0, 50, 50]]])
     m = torch.tensor([[True, True, False]])
     torch.testing.assert_close(
-        remove_mean(v, m), torch.tensor([[[-1.0, -1, 0], [1.0, 1, 0], [0, 0, 0]]])
+        masked_center(v, m), torch.tensor([[[-1.0, -1, 0], [1.0, 1, 0], [0, 0, 0]]])
     )
 
 
@@ -359,7 +352,7 @@ def test_tiny_fit_reduces_loss(name):
     net = _net(name)
     x = _batch(torch.float32)
     m = x.mask[..., None].float()
-    target_pos = -remove_mean(x.pos, x.mask)
+    target_pos = -masked_center(x.pos, x.mask)
     target_edge = x.edge[..., :EDGE_OUT]
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     t = T.float()

@@ -10,6 +10,7 @@ from scipy import stats
 
 from symgen.canon import geometric_spectral_canonicalizer
 from symgen.groups import SymmetricGroup, Translations, permutation_rigid_group
+from symgen.masking import masked_center
 from symgen.priors import (
     AlignedPrior,
     CategoricalPrior,
@@ -17,7 +18,6 @@ from symgen.priors import (
     CenteredGaussianPrior,
     GaussianPrior,
     ProductPrior,
-    center_positions,
 )
 from symgen.state import GeometricGraph
 from symgen.testing import assert_invariant, geometric_graphs, make_graph
@@ -124,9 +124,9 @@ def test_centered_log_prob_is_invariant(x: GeometricGraph) -> None:
     assert not torch.allclose(gp.log_prob(moved), gp.log_prob(y))
 
 
-def test_center_positions_ignores_padding() -> None:
+def test_masked_center_ignores_padding() -> None:
     p = torch.tensor([[[1.0, 2, 3], [3.0, 2, 1], [100.0, 100, 100]]])
-    out = center_positions(p, torch.tensor([[True, True, False]]))
+    out = masked_center(p, torch.tensor([[True, True, False]]))
     torch.testing.assert_close(out[0, :2].sum(0), torch.zeros(3))
     assert bool((out[0, 2] == 0).all())
 

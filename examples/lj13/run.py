@@ -21,13 +21,13 @@ Run ``python examples/lj13/run.py --help``; ``--quick`` is a CI-sized run of a f
 """
 
 import argparse
+import csv
 import hashlib
 import json
 import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -43,11 +43,12 @@ from lj import LJParams, lj_energy, metropolis_samples, pair_distances, wasserst
 
 from symgen.canon import Canonicalizer, geometric_spectral_canonicalizer  # noqa: E402
 from symgen.couplings import AlignedCoupling, IndependentCoupling, MinibatchOTCoupling  # noqa: E402
+from symgen.files import atomic_write, atomic_write_json  # noqa: E402
 from symgen.generators import CanonicalGenerator, FlowMatching  # noqa: E402
 from symgen.models import build_network  # noqa: E402
 from symgen.priors import AlignedPrior, CenteredGaussianPrior  # noqa: E402
 from symgen.state import GeometricGraph  # noqa: E402
-from symgen.training import ExponentialMovingAverage, step_generator  # noqa: E402
+from symgen.training import Trainer, TrainingConfig  # noqa: E402
 
 METHODS = ("canonical", "equivariant")
 #: Samples with E above this are counted as clashes (two particles far inside r_min).
@@ -150,11 +151,7 @@ def mcmc_data(cfg: RunConfig, params: LJParams, cache: Path | None) -> dict[str,
     )
     data = {"train": train, "reference": evals[: cfg.samples], "floor": evals[cfg.samples :]}
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        torch.save(data, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(data, f))
     return data
 
 
@@ -268,92 +265,70 @@ class TrainResult:
     final_loss: float
     load_before: float
     load_after: float
-    curve: list[tuple[int, float, float]]  # (step, seconds, pos loss averaged over the log window)
+    curve: list[tuple[int, float, float]]  # (step, seconds, loss averaged over the log window)
+
+
+def training_config(cfg: RunConfig) -> TrainingConfig:
+    """The library loop's settings: AdamW, warm-up, cosine decay over the *time* budget.
+
+    Annealing over the spent fraction of the budget (``schedule_clock="time"``, down to 5 % of
+    the peak) lets both methods finish their schedule whatever their step rate.
+    """
+    return TrainingConfig(
+        max_steps=10**9,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        final_lr_fraction=0.05,
+        schedule_clock="time",
+        time_budget_s=cfg.budget_seconds,
+        ema_decay=cfg.ema_decay,
+        seed=cfg.seed,
+        log_every=25,
+        ckpt_every=10**9,
+        bucket_batches=1,
+        progress=cfg.progress,
+    )
 
 
 def train(
-    gen: CanonicalGenerator, data: GeometricGraph, cfg: RunConfig, label: str
-) -> tuple[TrainResult, ExponentialMovingAverage]:
-    """AdamW on ``gen.loss`` until the wall-clock budget is spent; cosine decay over the budget.
-
-    ``lr(step, τ) = lr · min(1, step / warmup) · (0.05 + 0.95 · ½ (1 + cos π τ))`` with ``τ`` the
-    spent fraction of the budget, so both methods anneal whatever their step rate.
-    """
-    params = [p for p in gen.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr)
-    ema = ExponentialMovingAverage(gen.model, cfg.ema_decay)
+    gen: CanonicalGenerator, data: GeometricGraph, cfg: RunConfig, out: Path
+) -> tuple[Trainer, TrainResult]:
+    """Train with :class:`symgen.training.Trainer` for the budget (logs in ``out``)."""
+    trainer = Trainer(gen, data, training_config(cfg), out_dir=out)
     load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    step, window, curve = 0, [], []
-    g_perm = torch.Generator().manual_seed(cfg.seed + 17)
-    perm = torch.randperm(data.batch_size, generator=g_perm)
-    cursor = 0
-    bar = tqdm(
-        total=round(cfg.budget_seconds),
-        desc=f"train {label}",
-        unit="s",
-        disable=not cfg.progress,
-        mininterval=1.0,
-    )
-    while (elapsed := time.perf_counter() - t0) < cfg.budget_seconds:
-        if cursor + cfg.batch_size > data.batch_size:
-            perm, cursor = torch.randperm(data.batch_size, generator=g_perm), 0
-        batch = data.index(perm[cursor : cursor + cfg.batch_size])
-        cursor += cfg.batch_size
-        tau = elapsed / cfg.budget_seconds
-        lr = (
-            cfg.lr
-            * min(1.0, (step + 1) / cfg.warmup_steps)
-            * (0.05 + 0.475 * (1 + math.cos(math.pi * tau)))
-        )
-        for group in opt.param_groups:
-            group["lr"] = lr
-        out = gen.loss(batch, generator=step_generator(cfg.seed, step))
-        opt.zero_grad(set_to_none=True)
-        out.total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update(gen.model)
-        step += 1
-        window.append(float(out.terms["pos"].detach()))
-        if len(window) == 25:
-            curve.append((step, time.perf_counter() - t0, float(np.mean(window))))
-            window = []
-            bar.set_postfix(loss=f"{curve[-1][2]:.3f}", steps=step)
-        bar.n = min(round(time.perf_counter() - t0), bar.total)
-        bar.refresh()
-    bar.close()
-    if window:
-        curve.append((step, time.perf_counter() - t0, float(np.mean(window))))
+    result = trainer.fit()
+    with (out / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    curve = [(int(r["step"]), float(r["train_seconds"]), float(r["loss_window"])) for r in rows]
     tail = [c[2] for c in curve[-4:]]
-    return TrainResult(
-        steps=step,
+    return trainer, TrainResult(
+        steps=result.step,
         wall_seconds=time.perf_counter() - t0,
         cpu_seconds=time.process_time() - c0,
         final_loss=float(np.mean(tail)) if tail else float("nan"),
         load_before=load_before,
         load_after=os.getloadavg()[0],
         curve=curve,
-    ), ema
+    )
 
 
 @torch.no_grad()
-def sample(
-    gen: CanonicalGenerator, ema: ExponentialMovingAverage, cfg: RunConfig, label: str
-) -> tuple[torch.Tensor, float]:
+def sample(trainer: Trainer, cfg: RunConfig, label: str) -> tuple[torch.Tensor, float]:
     """``cfg.samples`` symmetrized samples with the EMA weights; positions (float64) and seconds."""
     g = torch.Generator().manual_seed(cfg.seed + 1000)
     out, t0 = [], time.perf_counter()
     chunk = 500
     with (
-        ema.averaged(gen.model),
+        trainer.averaged() as gen,
         tqdm(
             total=cfg.samples, desc=f"sample {label}", unit="cfg", disable=not cfg.progress
         ) as bar,
     ):
         while sum(len(o) for o in out) < cfg.samples:
             b = min(chunk, cfg.samples - sum(len(o) for o in out))
-            x = gen.sample(b, num_steps=cfg.sample_steps, generator=g)
+            x = gen.sample(b, steps=cfg.sample_steps, generator=g)
             out.append(x.pos.to(torch.float64))
             bar.update(b)
     return torch.cat(out), time.perf_counter() - t0
@@ -387,19 +362,6 @@ def metrics(pos: torch.Tensor, reference: torch.Tensor, params: LJParams) -> dic
         "clash_free": float((e < CLASH_ENERGY).double().mean()),
         "finite": float(finite.double().mean()),
     }
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -521,79 +483,81 @@ def parse_args(argv: list[str] | None) -> tuple[RunConfig, Path, Path | None]:
     return cfg, a.out, cache
 
 
+def machine_info(threads: int) -> dict[str, Any]:
+    """The machine a run measured (written into the report)."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
+        "torch": torch.__version__,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def run_method(
+    method: str, cfg: RunConfig, train_data: GeometricGraph, prior_std: float, out: Path
+) -> tuple[dict[str, Any], torch.Tensor, list]:
+    """Train one method for the budget, sample it; its table row, positions and loss curve."""
+    gen = build_generator(method, cfg, prior_std)
+    trainer, res = train(gen, train_data, cfg, out / method)
+    pos, seconds = sample(trainer, cfg, method)
+    row = {
+        "steps": res.steps,
+        "final_loss": res.final_loss,
+        "train_wall_seconds": res.wall_seconds,
+        "train_cpu_seconds": res.cpu_seconds,
+        "load_before": res.load_before,
+        "load_after": res.load_after,
+        "sample_seconds": seconds,
+        "parameters": sum(p.numel() for p in gen.model.parameters()),
+    }
+    return row, pos, res.curve
+
+
+LABELS = {
+    "canonical": "canonical (spectral canon + CanonTransformer)",
+    "equivariant": "equivariant (EGNN, {coupling} coupling)",
+}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison; print the table; write ``report.json`` and ``samples.npz``."""
     cfg, out, cache = parse_args(argv)
     torch.set_num_threads(cfg.threads)
     params = LJParams()
     t_start = time.perf_counter()
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": cfg.threads,
-        "torch": torch.__version__,
-        "load_average_at_start": list(os.getloadavg()),
-    }
-
-    t0 = time.perf_counter()
+    machine = machine_info(cfg.threads)
     data = mcmc_data(cfg, params, cache)
-    mcmc_seconds = time.perf_counter() - t0
-    train_pos = data["train"]
+    mcmc_seconds = time.perf_counter() - t_start
+    train_pos, reference = data["train"], data["reference"]
     prior_std = float(train_pos.std())  # per-coordinate std of the centred data
 
     canon = geometric_spectral_canonicalizer()
     t0 = time.perf_counter()
-    canon_out = canon.canonicalize(as_graphs(train_pos))
-    canon_seconds = time.perf_counter() - t0
-    canon_train = canon_out.representative
+    canon_train = canon.canonicalize(as_graphs(train_pos)).representative
     canon_info = {
         "train": canonicalization_report(canon, train_pos),
-        "reference": canonicalization_report(canon, data["reference"]),
+        "reference": canonicalization_report(canon, reference),
         "icosahedron": symmetric_minimum_report(canon, params),
-        "seconds_train_set": canon_seconds,
+        "seconds_train_set": time.perf_counter() - t0,
     }
-
-    rows: dict[str, dict[str, Any]] = {}
-    positions: dict[str, np.ndarray] = {}
-    curves: dict[str, list] = {}
-    rows["MCMC (2nd independent set)"] = metrics(data["floor"], data["reference"], params)
-    positions["floor"] = data["floor"].numpy()
     g = torch.Generator().manual_seed(cfg.seed + 7)
-    prior_pos = (
-        CenteredGaussianPrior(std=prior_std, features=False)
-        .sample(as_graphs(torch.zeros(cfg.samples, params.num_particles, 3)), generator=g)
-        .pos.to(torch.float64)
-    )
-    rows["prior (Gaussian)"] = metrics(prior_pos, data["reference"], params)
-    positions["prior"] = prior_pos.numpy()
-
+    template = as_graphs(torch.zeros(cfg.samples, params.num_particles, 3))
+    prior = CenteredGaussianPrior(std=prior_std, features=False)
+    positions = {"floor": data["floor"], "prior": prior.sample(template, generator=g).pos.double()}
+    rows = {
+        "MCMC (2nd independent set)": metrics(positions["floor"], reference, params),
+        "prior (Gaussian)": metrics(positions["prior"], reference, params),
+    }
+    curves: dict[str, list] = {}
     torch.manual_seed(cfg.seed)  # network initialisation only; all other draws use generators
     for method in cfg.methods:
-        gen = build_generator(method, cfg, prior_std)
         train_data = canon_train if method == "canonical" else as_graphs(train_pos)
-        res, ema = train(gen, train_data, cfg, method)
-        pos, seconds = sample(gen, ema, cfg, method)
-        row = {
-            "steps": res.steps,
-            "final_loss": res.final_loss,
-            "train_wall_seconds": res.wall_seconds,
-            "train_cpu_seconds": res.cpu_seconds,
-            "load_before": res.load_before,
-            "load_after": res.load_after,
-            "sample_seconds": seconds,
-            "parameters": sum(p.numel() for p in gen.model.parameters()),
-        }
-        row.update(metrics(pos, data["reference"], params))
-        label = {
-            "canonical": "canonical (spectral canon + CanonTransformer)",
-            "equivariant": f"equivariant (EGNN, {cfg.equivariant_coupling} coupling)",
-        }[method]
-        rows[label] = row
-        positions[method] = pos.numpy()
-        curves[method] = res.curve
-
-    positions["reference"] = data["reference"].numpy()
+        row, positions[method], curves[method] = run_method(method, cfg, train_data, prior_std, out)
+        row.update(metrics(positions[method], reference, params))
+        rows[LABELS[method].format(coupling=cfg.equivariant_coupling)] = row
+    positions["reference"] = reference
     table = format_table(rows)
     report = {
         "config": asdict(cfg),
@@ -608,15 +572,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_at_end": list(os.getloadavg()),
         "table": table,
     }
-    write_atomic(
-        out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2))
-    )
-
-    def _write_npz(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez(f, **positions)
-
-    write_atomic(out / "samples.npz", _write_npz)
+    atomic_write_json(out / "report.json", report)
+    arrays = {k: v.numpy() for k, v in positions.items()}
+    atomic_write(out / "samples.npz", lambda f: np.savez(f, **arrays))
     print(table)
     print(
         f"\nflagged by the canonicalizer: {canon_info['train']['flagged']:.1%} of training "

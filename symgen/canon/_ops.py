@@ -13,6 +13,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from symgen.masking import gather_edges, gather_nodes, masked_center, masked_mean  # noqa: F401
+
 _T = TypeVar("_T")
 
 WORK_DTYPE = torch.float64
@@ -58,17 +60,10 @@ def parallel_map(fn: Callable[[slice], _T], chunks: Sequence[slice]) -> list[_T]
     return list(pool.map(fn, chunks))
 
 
-def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """``Σ_i m_i values_i / Σ_i m_i`` over the node axis (``values`` is ``(b, n, d)``)."""
-    m = mask[..., None].to(values.dtype)
-    return (values * m).sum(1) / m.sum(1).clamp(min=1)
-
-
 def centered(pos: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Positions minus their masked centroid, zero on padding; also returns the centroid."""
     mu = masked_mean(pos, mask)
-    p = (pos - mu[:, None, :]) * mask[..., None].to(pos.dtype)
-    return p, mu
+    return masked_center(pos, mask), mu
 
 
 def rms_radius(p: Tensor, mask: Tensor) -> Tensor:
@@ -130,19 +125,6 @@ def identical_neighbours(
     same_pos = (pos_sorted[:, 1:] - pos_sorted[:, :-1]).abs().amax(-1) <= tol * scale[:, None]
     same_code = code_sorted[:, 1:] == code_sorted[:, :-1]
     return same_pos & same_code
-
-
-def gather_nodes(values: Tensor, order: Tensor) -> Tensor:
-    """``out[i, j] = values[i, order[i, j]]`` along axis 1 (any trailing shape)."""
-    index = order.reshape(order.shape + (1,) * (values.ndim - 2)).expand_as(values)
-    return torch.gather(values, 1, index)
-
-
-def gather_edges(edge: Tensor, order: Tensor) -> Tensor:
-    """``out[i, j, k] = edge[i, order[i, j], order[i, k]]``."""
-    rows = gather_nodes(edge, order)
-    index = order[:, None, :, None].expand_as(rows)
-    return torch.gather(rows, 2, index)
 
 
 # ---------------------------------------------------------------------------- eigensolver
@@ -261,8 +243,8 @@ def frame_from_atoms(p: Tensor, mask: Tensor, priority: Tensor, scale: Tensor) -
     b, n, _ = p.shape
     dtype, device = p.dtype, p.device
     order = sort_nodes(priority, mask)
-    ps = gather_nodes(p, order)
-    ms = gather_nodes(mask, order)
+    ps = gather_nodes(order, p)
+    ms = gather_nodes(order, mask)
     thresh = (1e-3 * scale).clamp(min=1e-300)[:, None]
     big = ps.norm(dim=-1)
     ok1 = ms & (big > thresh)

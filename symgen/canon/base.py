@@ -61,6 +61,42 @@ class Canonicalizer(ABC):
     group: Group
     #: Inputs with ``margin < threshold`` are flagged (0: never flagged, e.g. centring).
     threshold: float = 0.0
+    #: Version of the algorithm: bump it when a change alters representatives, so that caches
+    #: keyed by :meth:`config` are rebuilt.
+    version: str = "1"
+    #: Attributes that change speed but never results (left out of :meth:`config`).
+    config_exclude: tuple[str, ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the output, as JSON-ready values (cache keys use it).
+
+        The class, :attr:`version`, :attr:`threshold` and every public attribute that is a
+        number, string, boolean or ``None``, or a canonicalizer (or a sequence of them), which
+        is described by its own config; attributes in :attr:`config_exclude` are left out.
+
+        Examples:
+            >>> from symgen.canon import geometric_spectral_canonicalizer
+            >>> cfg = geometric_spectral_canonicalizer().config()
+            >>> cfg["class"], cfg["order_threshold"]
+            ('symgen.canon.geometric.GeometricSpectralCanonicalizer', 1e-05)
+        """
+        out: dict[str, Any] = {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "version": self.version,
+            "threshold": self.threshold,
+        }
+        for name, value in sorted(vars(self).items()):
+            if name.startswith("_") or name in self.config_exclude:
+                continue
+            if value is None or isinstance(value, (bool, int, float, str)):
+                out[name] = value
+            elif isinstance(value, Canonicalizer):
+                out[name] = value.config()
+            elif isinstance(value, (tuple, list)) and all(
+                isinstance(v, Canonicalizer) for v in value
+            ):
+                out[name] = [v.config() for v in value]
+        return out
 
     @abstractmethod
     def canonicalize(self, x: GeometricGraph) -> Canonicalization:

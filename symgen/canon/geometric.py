@@ -112,6 +112,7 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
     """
 
     threshold = 1.0
+    config_exclude = ("workers",)
 
     def __init__(
         self,
@@ -159,11 +160,11 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
             _ops.parallel_map(solve, _ops.chunk_slices(x.batch_size, x.device, self.workers))
         )
         mask = x.mask
-        rep = GeometricGraph(
+        rep = GeometricGraph.unchecked(
             pos=torch.where(mask[..., None], sol.pos.to(x.dtype), x.pos),
-            node=_ops.gather_nodes(x.node, sol.order),
+            node=_ops.gather_nodes(sol.order, x.node),
             mask=mask,
-            edge=None if x.edge is None else _ops.gather_edges(x.edge, sol.order),
+            edge=None if x.edge is None else _ops.gather_edges(sol.order, x.edge),
         )
         element = ProductElement(
             (
@@ -233,7 +234,7 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
         y = y0 * signs[:, None, :]
         key = self._order_key(y, mask, keys.fiedler, keys.fiedler_gap, keys.code, Rc)
         order = _ops.sort_nodes(key, mask)
-        y_sorted = _ops.gather_nodes(y, order)
+        y_sorted = _ops.gather_nodes(order, y)
         same = _ops.identical_neighbours(y_sorted, torch.gather(keys.code, 1, order), R, 1e-7)
         order_gap = _ops.consecutive_gap(torch.gather(key, 1, order), mask, same)
 
@@ -289,7 +290,7 @@ class GeometricSpectralCanonicalizer(Canonicalizer):
         key = self._order_key(y, mask, keys.fiedler[rows], keys.fiedler_gap[rows], code, Rc)
         mask4 = mask[None].expand(4, k, n).reshape(4 * k, n)
         order = _ops.sort_nodes(key.reshape(4 * k, n), mask4)
-        y_sorted = _ops.gather_nodes(y.reshape(4 * k, n, 3), order).reshape(4, k, n, 3)
+        y_sorted = _ops.gather_nodes(order, y.reshape(4 * k, n, 3)).reshape(4, k, n, 3)
         code_sorted = torch.gather(code[None].expand(4, k, n), 2, order.reshape(4, k, n))
         sc = scores.T  # (4, k)
         best = sc.argmax(0)

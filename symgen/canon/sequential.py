@@ -7,16 +7,7 @@ from typing import Any
 import torch
 
 from symgen.canon.base import Canonicalization, Canonicalizer
-from symgen.groups import (
-    SE3,
-    SO3,
-    DirectProduct,
-    Group,
-    RigidMotion,
-    Rotation,
-    Translation,
-    Translations,
-)
+from symgen.groups import Group
 from symgen.state import GeometricGraph
 
 __all__ = ["SequentialCanonicalizer", "embed_element"]
@@ -25,13 +16,14 @@ __all__ = ["SequentialCanonicalizer", "embed_element"]
 def embed_element(g: Any, source: Group, target: Group, x: GeometricGraph) -> Any:
     """Express an element ``g`` of ``source`` as an element of the larger group ``target``.
 
-    Supported: equal group types (returned as is); ``Translations`` and ``SO3`` into ``SE3``
-    (``RigidMotion(I, t)`` and ``RigidMotion(R, 0)``); any of these into a
-    :class:`~symgen.groups.DirectProduct` with a factor that accepts it (the other factors get
-    their identity). Raise ``TypeError`` otherwise.
+    ``target.embed(g, source, x)``: the element travels through the groups' tensor description
+    (:meth:`~symgen.groups.Group.element_to_tensors`), so components ``target`` shares with
+    ``source`` are kept and the others are the identity: a translation or a rotation becomes
+    a rigid motion of ``SE3``, and any of these an element of S_n × SE(3). Raises
+    ``ValueError`` when ``source`` has a component ``target`` lacks.
 
     Examples:
-        >>> from symgen.groups import permutation_rigid_group
+        >>> from symgen.groups import Translation, Translations, permutation_rigid_group
         >>> x = GeometricGraph(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1),
         ...                    torch.ones(1, 2, dtype=torch.bool))
         >>> t = Translation(torch.ones(1, 3))
@@ -39,29 +31,7 @@ def embed_element(g: Any, source: Group, target: Group, x: GeometricGraph) -> An
         >>> g.parts[1].translation.tolist()
         [[1.0, 1.0, 1.0]]
     """
-    if type(source) is type(target):
-        return g
-    if isinstance(target, SE3):
-        if isinstance(source, Translations) and isinstance(g, Translation):
-            eye = torch.eye(3, dtype=g.vector.dtype, device=g.vector.device).expand(
-                g.vector.shape[0], 3, 3
-            )
-            return RigidMotion(eye.clone(), g.vector)
-        if isinstance(source, SO3) and isinstance(g, Rotation):
-            zero = torch.zeros(g.matrix.shape[0], 3, dtype=g.matrix.dtype, device=g.matrix.device)
-            return RigidMotion(g.matrix, zero)
-    if isinstance(target, DirectProduct):
-        for i, factor in enumerate(target.factors):
-            try:
-                part = embed_element(g, source, factor, x)
-            except TypeError:
-                continue
-            parts = [G.identity(x) for G in target.factors]
-            parts[i] = part
-            return type(target.identity(x))(tuple(parts))
-    raise TypeError(
-        f"cannot embed an element of {source!r} into {target!r}; pass embed= explicitly"
-    )
+    return target.embed(g, source, x)
 
 
 class SequentialCanonicalizer(Canonicalizer):
@@ -84,6 +54,7 @@ class SequentialCanonicalizer(Canonicalizer):
 
     Examples:
         >>> from symgen.canon import CentroidCanonicalizer, PrincipalAxesCanonicalizer
+        >>> from symgen.groups import SE3
         >>> canon = SequentialCanonicalizer(
         ...     CentroidCanonicalizer(), PrincipalAxesCanonicalizer(), group=SE3())
         >>> x = GeometricGraph(torch.randn(1, 4, 3), torch.zeros(1, 4, 1),

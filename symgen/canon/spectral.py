@@ -126,10 +126,10 @@ def _permutation_result(
     x: GeometricGraph, order: Tensor, margin: Tensor, threshold: float, details: dict[str, Tensor]
 ) -> Canonicalization:
     """Apply ``order`` (``rep[j] = x[order[j]]``) and package the S_n canonicalization."""
-    edge = None if x.edge is None else _ops.gather_edges(x.edge, order)
-    rep = GeometricGraph(
-        pos=_ops.gather_nodes(x.pos, order),
-        node=_ops.gather_nodes(x.node, order),
+    edge = None if x.edge is None else _ops.gather_edges(order, x.edge)
+    rep = GeometricGraph.unchecked(
+        pos=_ops.gather_nodes(order, x.pos),
+        node=_ops.gather_nodes(order, x.node),
         mask=x.mask,
         edge=edge,
     )
@@ -200,9 +200,9 @@ class SpectralOrderCanonicalizer(Canonicalizer):
         )
         key = full_key(keys, t)
         order = _ops.sort_nodes(key, x.mask)
-        key_sorted = _ops.gather_nodes(key, order)
+        key_sorted = _ops.gather_nodes(order, key)
         same = _ops.identical_neighbours(
-            _ops.gather_nodes(p, order), _ops.gather_nodes(keys.code, order), R, 1e-7
+            _ops.gather_nodes(order, p), _ops.gather_nodes(order, keys.code), R, 1e-7
         )
         margin = _ops.consecutive_gap(key_sorted, x.mask, same)
         return _permutation_result(
@@ -247,12 +247,12 @@ class LexicographicCanonicalizer(Canonicalizer):
         code = _ops.type_code(x.node)
         first = _ops.sort_nodes(r, x.mask)
         code_1 = _ops.gather_nodes(
-            torch.where(x.mask, code, torch.full_like(code, math.inf)), first
+            first, torch.where(x.mask, code, torch.full_like(code, math.inf))
         )
         second = torch.sort(code_1, dim=1, stable=True).indices
         order = torch.gather(first, 1, second)
-        r_s, c_s = _ops.gather_nodes(r, order), _ops.gather_nodes(code, order)
-        same = _ops.identical_neighbours(_ops.gather_nodes(p, order), c_s, R, 1e-7)
+        r_s, c_s = _ops.gather_nodes(order, r), _ops.gather_nodes(order, code)
+        same = _ops.identical_neighbours(_ops.gather_nodes(order, p), c_s, R, 1e-7)
         tie_free = c_s[:, 1:] != c_s[:, :-1]
         margin = _ops.consecutive_gap(r_s, x.mask, same | tie_free)
         return _permutation_result(

@@ -108,6 +108,8 @@ class Coupling(ABC):
     ``couple(x0, x1)`` returns a :class:`Coupled` whose ``x0[i]`` is the partner of ``x1[i]``.
     Every coupling keeps each marginal: ``x0`` rows are a re-indexing (and, for aligned
     couplings, a group transformation) of the prior batch, ``x1`` is the data batch.
+    :attr:`independent` says whether the pairs are independent draws (the product coupling),
+    which estimators that assume it (e.g. Gaussian posteriors) ask for.
 
     Examples:
         >>> x = GeometricGraph(torch.randn(4, 3, 3), torch.zeros(4, 3, 1),
@@ -115,6 +117,9 @@ class Coupling(ABC):
         >>> IndependentCoupling().couple(x, x).source_index.tolist()
         [0, 1, 2, 3]
     """
+
+    #: Whether ``x0[i]`` is independent of ``x1[i]`` (the product coupling ``p0 ⊗ p1``).
+    independent: bool = False
 
     @abstractmethod
     def couple(
@@ -131,6 +136,8 @@ class IndependentCoupling(Coupling):
 
     Prior samples are drawn independently of the data, so keeping the order is independent.
     """
+
+    independent = True
 
     def couple(
         self, x0: GeometricGraph, x1: GeometricGraph, *, generator: torch.Generator | None = None

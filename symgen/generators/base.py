@@ -1,4 +1,4 @@
-"""Generator and process interfaces, the loss record and shared masked-loss helpers."""
+"""Generator and process interfaces, the loss record and the masked losses."""
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -8,10 +8,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from symgen.generators.sampling import SamplerOptions
+from symgen.masking import masked_center, node_weights, pair_mask, per_graph_mean
 from symgen.network import GraphNetwork, supports_self_conditioning
-from symgen.priors import Prior, center_positions
+from symgen.priors import Prior
 from symgen.shapes import EdgeFeatures, NodeMask, PerGraph
-from symgen.state import GeometricGraph
+from symgen.state import GeometricGraph, is_strict_validation
 
 __all__ = [
     "LossOutput",
@@ -47,11 +49,17 @@ class LossOutput:
 def check_prediction(
     pred: GeometricGraph, x: GeometricGraph, node_width: int | None = None
 ) -> None:
-    """Raise ``ValueError`` unless the network's output matches the input's layout."""
+    """Raise ``ValueError`` unless the network's output matches the input's layout.
+
+    Shapes are always compared; the masks' values only under strict validation (comparing
+    them costs a device synchronization on every network call).
+    """
     if not isinstance(pred, GeometricGraph):
         raise ValueError(f"the network must return a GeometricGraph, got {type(pred).__name__}")
-    if pred.pos.shape != x.pos.shape or not torch.equal(pred.mask, x.mask):
+    if pred.pos.shape != x.pos.shape or pred.mask.shape != x.mask.shape:
         raise ValueError("the network's prediction must have the input's positions shape and mask")
+    if is_strict_validation() and not torch.equal(pred.mask, x.mask):
+        raise ValueError("the network's prediction must keep the input's mask")
     want = x.node.shape[-1] if node_width is None else node_width
     if pred.node.shape[-1] != want:
         raise ValueError(
@@ -61,31 +69,18 @@ def check_prediction(
         raise ValueError("the data has edges, so the network must predict edges of the same shape")
 
 
-def _per_graph_mean(sq: Tensor, weight: Tensor) -> Tensor:
-    """``Σ sq / Σ weight`` per graph, averaged over graphs with positive weight (0 if none)."""
-    dims = tuple(range(1, sq.ndim))
-    num = sq.sum(dims)
-    den = weight.sum(dims)
-    ok = den > 0
-    if not bool(ok.any()):
-        return sq.sum() * 0.0
-    return (num[ok] / den[ok]).mean()
-
-
 def masked_node_mse(
     a: Float[Tensor, "b n c"], b: Float[Tensor, "b n c"], mask: NodeMask
 ) -> Float[Tensor, ""]:
     """Mean squared error over real nodes and columns, averaged per graph then over graphs."""
-    m = mask[..., None].to(a.dtype).expand_as(a)
-    return _per_graph_mean(((a - b) ** 2) * m, m)
+    m = node_weights(mask, a.dtype).expand_as(a)
+    return per_graph_mean(((a - b) ** 2) * m, m)
 
 
 def masked_edge_mse(a: EdgeFeatures, b: EdgeFeatures, mask: NodeMask) -> Float[Tensor, ""]:
     """Mean squared error over ordered pairs of distinct real nodes, per graph then over graphs."""
-    from symgen.priors import symmetric_pair_mask
-
-    m = symmetric_pair_mask(mask)[..., None].to(a.dtype).expand_as(a)
-    return _per_graph_mean(((a - b) ** 2) * m, m)
+    m = pair_mask(mask)[..., None].to(a.dtype).expand_as(a)
+    return per_graph_mean(((a - b) ** 2) * m, m)
 
 
 class ZeroCoMNetwork(torch.nn.Module):
@@ -106,7 +101,7 @@ class ZeroCoMNetwork(torch.nn.Module):
     ) -> GeometricGraph:
         out = self.model(x, t) if cond is None else self.model(x, t, cond=cond)
         check_prediction(out, x, node_width=out.node.shape[-1])
-        return out.replace(pos=center_positions(out.pos, out.mask))
+        return out.replace(pos=masked_center(out.pos, out.mask))
 
 
 class Process(ABC):
@@ -116,10 +111,23 @@ class Process(ABC):
     (flow matching and diffusion alike); the network receives this ``t``.
 
     * ``loss(model, x0, x1)``: ``x0`` prior samples coupled to data ``x1`` (same layout);
-      draws ``t`` and the path sample, returns a :class:`LossOutput`.
-    * ``sample(model, prior, template, num_steps=...)``: integrates from a prior draw shaped
-      like ``template`` to data in ``num_steps`` solver steps (the only discretisation knob).
+      draws ``t`` and the path sample, returns a :class:`LossOutput`;
+    * ``sample(model, prior, template, options)``: integrates from a prior draw shaped like
+      ``template`` to data with the sampler settings ``options`` (solver, steps, time grid,
+      token temperature and re-noising), chosen at sampling time;
+    * ``check_prior(prior)``: raises ``ValueError`` when the prior's channels
+      (:attr:`~symgen.priors.Prior.channels`) do not fit the process.
+
+    A new process is tested by subclassing :class:`symgen.testing.ProcessContract`.
+
+    Attributes:
+        self_conditioning: whether the network is fed its previous clean-data estimate
+            (then the network must support it, see :mod:`symgen.network`).
+        default_solver: the solver a generator samples with unless told otherwise.
     """
+
+    self_conditioning: bool = False
+    default_solver: str = "euler"
 
     @abstractmethod
     def loss(
@@ -138,11 +146,16 @@ class Process(ABC):
         model: GraphNetwork,
         prior: Prior,
         template: GeometricGraph,
+        options: SamplerOptions,
         *,
-        num_steps: int,
         generator: torch.Generator | None = None,
+        progress: bool = False,
     ) -> GeometricGraph:
         """Integrate from a prior sample shaped like ``template`` to a data sample."""
+
+    @abstractmethod
+    def check_prior(self, prior: Prior) -> None:
+        """Raise ``ValueError`` (naming the fix) if ``prior`` cannot feed this process."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -152,9 +165,10 @@ class Generator(ABC):
     """A trainable generative model of :class:`GeometricGraph` batches.
 
     * ``loss(batch)`` returns the training :class:`LossOutput` for a data batch;
-    * ``sample(template_or_sizes, num_steps=...)`` draws new graphs: the template's mask (and
-      feature widths) or a list of sizes fixes the number of nodes of each sample; the number
-      of solver steps is set here and only here.
+    * ``sample(template_or_sizes, steps=..., solver=..., ...)`` draws new graphs: the
+      template's mask (and feature widths), a list of sizes, or a number of graphs fixes the
+      number of nodes of each sample; the sampler settings not given take the generator's
+      defaults (:class:`~symgen.generators.SamplerOptions`).
     """
 
     @abstractmethod
@@ -168,7 +182,13 @@ class Generator(ABC):
         self,
         template_or_sizes: GeometricGraph | Sequence[int] | Tensor | int,
         *,
-        num_steps: int,
+        steps: int | None = None,
+        solver: str | None = None,
+        time_grid: float | Sequence[float] | None = None,
+        temperature: float | None = None,
+        stochasticity: float | None = None,
+        final_tokens: str | None = None,
         generator: torch.Generator | None = None,
+        progress: bool = False,
     ) -> GeometricGraph:
         """Draw samples shaped like the template (or with the given sizes, or this many)."""

@@ -1,6 +1,7 @@
 """CanonicalGenerator: canonicalizer, prior, coupling, process and network; symmetrized sampling."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Int
@@ -9,18 +10,12 @@ from torch import Tensor
 from symgen.canon.base import Canonicalizer
 from symgen.couplings import Coupling, IndependentCoupling
 from symgen.generators.base import Generator, LossOutput, Process, ZeroCoMNetwork
-from symgen.generators.flow_matching import FlowMatching
-from symgen.groups import DirectProduct, Group, Permutation, SymmetricGroup, random_permutation
+from symgen.generators.sampling import SamplerOptions
+from symgen.groups import Group, Permutation, SymmetricGroup, random_permutation
+from symgen.masking import masked_center, prefix_mask
 from symgen.network import GraphNetwork, supports_self_conditioning
-from symgen.priors import (
-    AlignedPrior,
-    CategoricalPrior,
-    GaussianPrior,
-    Prior,
-    ProductPrior,
-    center_positions,
-)
-from symgen.state import GeometricGraph, prefix_mask
+from symgen.priors import Prior
+from symgen.state import GeometricGraph
 
 __all__ = ["CanonicalGenerator", "size_histogram"]
 
@@ -37,32 +32,14 @@ def size_histogram(data: GeometricGraph) -> Int[Tensor, " m"]:
     return torch.bincount(data.num_nodes.cpu(), minlength=data.max_nodes + 1)
 
 
-def _check_channels(prior: Prior, process: Process) -> None:
-    """Reject prior/process pairs whose categorical channels do not fit together."""
-    inner = prior.base if isinstance(prior, AlignedPrior) else prior
-    features = inner.features if isinstance(inner, ProductPrior) else inner
-    features = features.base if isinstance(features, AlignedPrior) else features
-    spec = getattr(process, "spec", None)
-    if spec is None:
-        return
-    discrete = isinstance(process, FlowMatching) and process.categorical == "discrete"
-    if discrete and not isinstance(features, CategoricalPrior):
+def _histogram(sizes: Tensor | Sequence[int]) -> Tensor:
+    hist = torch.as_tensor(sizes, dtype=torch.float64).flatten().clone()
+    if hist.numel() < 2 or bool((hist < 0).any()) or float(hist[1:].sum()) <= 0:
         raise ValueError(
-            "discrete flow matching needs a CategoricalPrior for the node/edge channels, e.g. "
-            "ProductPrior(CenteredGaussianPrior(features=False), CategoricalPrior(spec, 'masked'))"
+            "sizes must be a histogram of graph sizes (index k = count of k-node graphs)"
         )
-    gaussian = isinstance(features, GaussianPrior) and features.features
-    if not discrete and not gaussian:
-        raise ValueError(
-            f"{type(process).__name__} treats categorical channels as continuous one-hot vectors "
-            "(relaxation): use a Gaussian prior on features, e.g. CenteredGaussianPrior()"
-        )
-
-
-def _has_permutations(group: Group) -> bool:
-    if isinstance(group, SymmetricGroup):
-        return True
-    return isinstance(group, DirectProduct) and any(_has_permutations(g) for g in group.factors)
+    hist[0] = 0.0
+    return hist
 
 
 class CanonicalGenerator(Generator, torch.nn.Module):
@@ -73,11 +50,12 @@ class CanonicalGenerator(Generator, torch.nn.Module):
     ``t`` and the path sample drawn by the process → loss on ``model(x_t, t)``.
 
     Sampling (:meth:`sample`): sizes (template, list, or drawn from the size histogram) →
-    prior → ``num_steps`` solver steps → ``g · s`` with ``g`` Haar-random in
-    ``canonicalizer.group`` (a uniform permutation is added when that group has no S_n
-    factor, unless ``permute_nodes=False`` for data whose node order means something) →
-    positions centred. The output distribution is then exactly invariant under the
-    group, whatever the network, since ``g·s`` with ``g ~ Haar`` independent of ``s`` is.
+    prior → the process's sampler (solver, steps, time grid and token settings: the
+    generator's defaults :attr:`sampler`, overridden per call) → ``g · s`` with ``g``
+    Haar-random in ``canonicalizer.group`` (a uniform permutation is added when that group has
+    no node permutations, unless ``permute_nodes=False`` for data whose node order means
+    something) → positions centred. The output distribution is then exactly invariant under
+    the group, whatever the network, since ``g·s`` with ``g ~ Haar`` independent of ``s`` is.
 
     Variants through the same pipeline:
 
@@ -86,13 +64,15 @@ class CanonicalGenerator(Generator, torch.nn.Module):
     * augmentation: ``canonicalizer=None, augment_group=G``: each training batch gets a random
       ``g ∈ G`` (e.g. ``permutation_rigid_group()``); samples are symmetrized with ``G``.
 
-    Channels must fit the process: discrete flow matching needs a
-    :class:`~symgen.priors.CategoricalPrior` on the categorical channels (inside a
-    :class:`~symgen.priors.ProductPrior`), diffusion and the continuous relaxation a Gaussian
-    prior with ``features=True``; other pairs raise ``ValueError``.
+    The prior must fit the process (``process.check_prior``: e.g. discrete tokens need
+    categorical noise on those channels), else ``ValueError``. With a centred prior the network
+    is wrapped in :class:`ZeroCoMNetwork` and the data are centred, so positions stay zero-CoM
+    along the whole path.
 
-    With a centred prior the network is wrapped in :class:`ZeroCoMNetwork` and the data are
-    centred, so positions stay zero-CoM along the whole path.
+    State: besides the network weights, :meth:`state_dict` carries the size histogram, the
+    prior's fitted parameters (e.g. categorical marginals), the sampler defaults and free-form
+    ``metadata`` (e.g. the featurization), so that a generator rebuilt with the same
+    components and loaded from a checkpoint samples without the training data.
 
     Examples:
         >>> from symgen.priors import CenteredGaussianPrior
@@ -103,7 +83,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         >>> prior = CenteredGaussianPrior(features=False)
         >>> gen = CanonicalGenerator(None, prior, None, FlowMatching(), Zero(),
         ...                          node_dim=1)
-        >>> x = gen.sample([3, 5], num_steps=2, generator=torch.Generator().manual_seed(0))
+        >>> x = gen.sample([3, 5], steps=2, generator=torch.Generator().manual_seed(0))
         >>> x.num_nodes.tolist()
         [3, 5]
     """
@@ -123,6 +103,8 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         node_dim: int | None = None,
         edge_dim: int | None = None,
         permute_nodes: bool = True,
+        sampler: SamplerOptions | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         torch.nn.Module.__init__(self)
         if canonicalizer is not None and augment_group is not None:
@@ -131,8 +113,8 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             raise ValueError(
                 "assume_canonical=True needs the canonicalizer (its group symmetrizes samples)"
             )
-        _check_channels(prior, process)
-        if getattr(process, "self_conditioning", False) and not supports_self_conditioning(model):
+        process.check_prior(prior)
+        if process.self_conditioning and not supports_self_conditioning(model):
             raise ValueError(
                 f"{process!r} uses self-conditioning but the network does not accept cond= "
                 "(e.g. build CanonTransformer with self_condition=True)"
@@ -149,15 +131,11 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         self.permute_nodes = bool(permute_nodes)
         self.node_dim = node_dim
         self.edge_dim = edge_dim
-        hist = None
-        if sizes is not None:
-            hist = torch.as_tensor(sizes, dtype=torch.float64).flatten()
-            if hist.numel() < 2 or bool((hist < 0).any()) or float(hist[1:].sum()) <= 0:
-                raise ValueError(
-                    "sizes must be a histogram of graph sizes (index k = count of k-node graphs)"
-                )
-            hist[0] = 0.0
-        self.size_probs = hist
+        self.size_probs: Tensor | None = None if sizes is None else _histogram(sizes)
+        self.sampler = (
+            sampler if sampler is not None else SamplerOptions(solver=process.default_solver)
+        )
+        self.metadata: dict[str, Any] = dict(metadata or {})
 
     @property
     def group(self) -> Group | None:
@@ -165,6 +143,28 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         if self.canonicalizer is not None:
             return self.canonicalizer.group
         return self.augment_group
+
+    # ------------------------------------------------------------------ state
+    def get_extra_state(self) -> dict[str, Any]:
+        """Size histogram, prior parameters, sampler defaults and metadata (for checkpoints)."""
+        return {
+            "sizes": None if self.size_probs is None else self.size_probs.clone(),
+            "prior": self.prior.state_dict(),
+            "sampler": self.sampler.to_dict(),
+            "metadata": dict(self.metadata),
+            "node_dim": self.node_dim,
+            "edge_dim": self.edge_dim,
+        }
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore :meth:`get_extra_state` (called by ``load_state_dict``)."""
+        sizes = state.get("sizes")
+        self.size_probs = None if sizes is None else _histogram(sizes)
+        self.prior.load_state_dict(state.get("prior", {}))
+        self.sampler = SamplerOptions.from_dict(state.get("sampler", {}))
+        self.metadata = dict(state.get("metadata", {}))
+        self.node_dim = state.get("node_dim", self.node_dim)
+        self.edge_dim = state.get("edge_dim", self.edge_dim)
 
     # ------------------------------------------------------------------ training
     def prepare(
@@ -177,7 +177,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         elif self.canonicalizer is not None and not self.assume_canonical:
             x = self.canonicalizer.canonicalize(x).representative.zero_padding()
         if self.prior.centered:
-            x = x.replace(pos=center_positions(x.pos, x.mask))
+            x = x.replace(pos=masked_center(x.pos, x.mask))
         return x
 
     def loss(
@@ -194,7 +194,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         self, spec: GeometricGraph | Sequence[int] | Tensor | int, generator: torch.Generator | None
     ) -> GeometricGraph:
         if isinstance(spec, GeometricGraph):
-            return spec.zero_padding()
+            return spec.validate().zero_padding()
         if isinstance(spec, int):
             if self.size_probs is None:
                 raise ValueError(
@@ -237,28 +237,49 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         self,
         template_or_sizes: GeometricGraph | Sequence[int] | Tensor | int,
         *,
-        num_steps: int,
+        steps: int | None = None,
+        solver: str | None = None,
+        time_grid: float | Sequence[float] | None = None,
+        temperature: float | None = None,
+        stochasticity: float | None = None,
+        final_tokens: str | None = None,
         generator: torch.Generator | None = None,
+        progress: bool = False,
         symmetrize: bool | None = None,
     ) -> GeometricGraph:
-        """Draw graphs: a template batch (its mask and widths), a list of sizes, or a number of
-        samples with sizes from the histogram; ``num_steps`` solver steps; symmetrized and centred.
+        """Draw graphs, symmetrized and centred.
 
-        ``symmetrize=False`` returns the raw canonical-slice samples (for diagnostics).
+        Args:
+            template_or_sizes: a template batch (its mask and widths), a list of sizes, or a
+                number of samples with sizes drawn from the size histogram.
+            steps, solver, time_grid, temperature, stochasticity, final_tokens: sampler
+                settings for this call (``None``: the generator's :attr:`sampler` defaults);
+                see :class:`~symgen.generators.SamplerOptions`.
+            generator: source of all randomness.
+            progress: show a progress bar over the solver steps.
+            symmetrize: ``False`` returns the raw canonical-slice samples (for diagnostics).
         """
+        options = self.sampler.replace(
+            steps=steps,
+            solver=solver,
+            time_grid=time_grid,
+            temperature=temperature,
+            stochasticity=stochasticity,
+            final_tokens=final_tokens,
+        )
         template = self._template(template_or_sizes, generator)
         x = self.process.sample(
-            self.network, self.prior, template, num_steps=num_steps, generator=generator
+            self.network, self.prior, template, options, generator=generator, progress=progress
         )
         do_sym = self.symmetrize if symmetrize is None else symmetrize
         group = self.group
         if do_sym and group is not None:
             x = group.act(group.sample(x, generator=generator), x)
-            if self.permute_nodes and not _has_permutations(group):
+            if self.permute_nodes and not group.permutes_nodes:
                 x = SymmetricGroup().act(
                     Permutation(random_permutation(x.mask, generator=generator)), x
                 )
-        return x.replace(pos=center_positions(x.pos, x.mask)).zero_padding()
+        return x.replace(pos=masked_center(x.pos, x.mask)).zero_padding()
 
     def __repr__(self) -> str:
         return (

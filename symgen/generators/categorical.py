@@ -4,8 +4,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from symgen.priors import CategoricalSpec, symmetric_pair_mask
-from symgen.priors.spec import _upper_to_symmetric
+from symgen.masking import pair_mask, per_graph_mean, upper_pair_mask, upper_to_symmetric
+from symgen.priors import CategoricalSpec
 from symgen.shapes import NodeMask, PerGraph
 from symgen.state import GeometricGraph
 
@@ -62,19 +62,11 @@ def token_cross_entropy(
     """
     if edges:
         logits = 0.5 * (logits + logits.transpose(1, 2))
-        n = mask.shape[1]
-        upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=mask.device), 1)
-        w = (symmetric_pair_mask(mask) & upper).to(logits.dtype)
+        w = upper_pair_mask(mask).to(logits.dtype)
     else:
         w = mask.to(logits.dtype)
     nll = -(torch.log_softmax(logits, -1) * target).sum(-1)
-    dims = tuple(range(1, nll.ndim))
-    num = (nll * w).sum(dims)
-    den = w.sum(dims)
-    ok = den > 0
-    if not bool(ok.any()):
-        return nll.sum() * 0.0
-    return (num[ok] / den[ok]).mean()
+    return per_graph_mean(nll * w, w)
 
 
 def jump_tokens(
@@ -98,7 +90,7 @@ def jump_tokens(
 
     With ``source`` (fresh prior tokens, symmetric for edges) a jumping token takes the source
     token instead of the posterior draw with probability ``source_prob``: the noise half of the
-    detailed-balance term that :class:`~symgen.generators.FlowMatching` adds for error correction.
+    detailed-balance term that the token sampler adds for error correction (``stochasticity``).
     """
     if edges:
         logits = 0.5 * (logits + logits.transpose(1, 2))
@@ -116,7 +108,7 @@ def jump_tokens(
     pj = jump_prob.to(torch.float64).reshape((-1,) + (1,) * (u_jump.ndim - 1))
     out = torch.where((u_jump < pj)[..., None], new, x)
     if edges:
-        return _upper_to_symmetric(out, mask)
+        return upper_to_symmetric(out, mask)
     return out * mask[..., None].to(x.dtype)
 
 
@@ -138,7 +130,7 @@ def argmax_tokens(
         logits = 0.5 * (logits + logits.transpose(1, 2))
     out = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     if edges:
-        return _upper_to_symmetric(out, mask)
+        return upper_to_symmetric(out, mask)
     return out * mask[..., None].to(logits.dtype)
 
 
@@ -164,5 +156,5 @@ def decode_categorical(x: GeometricGraph, spec: CategoricalSpec) -> GeometricGra
     if spec.edge_classes is not None and x.edge is not None:
         sym = 0.5 * (x.edge + x.edge.transpose(1, 2))
         oh = torch.nn.functional.one_hot(sym.argmax(-1), spec.edge_classes).to(x.dtype)
-        edge = oh * symmetric_pair_mask(x.mask)[..., None].to(x.dtype)
+        edge = oh * pair_mask(x.mask)[..., None].to(x.dtype)
     return x.replace(node=node, edge=edge)

@@ -14,7 +14,7 @@ from symgen.groups.euclidean import (
     rotation_angle,
 )
 from symgen.groups.product import DirectProduct, ProductElement, permutation_rigid_group
-from symgen.groups.symmetric import Permutation, SymmetricGroup, permute_nodes, random_permutation
+from symgen.groups.symmetric import Permutation, SymmetricGroup, random_permutation
 
 __all__ = [
     "Group",
@@ -29,7 +29,6 @@ __all__ = [
     "DirectProduct",
     "ProductElement",
     "permutation_rigid_group",
-    "permute_nodes",
     "random_permutation",
     "random_rotation",
     "axis_angle_to_matrix",

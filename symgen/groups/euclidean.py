@@ -1,6 +1,7 @@
 """Rotations SO(3), translations T(3) and rigid motions SE(3) acting on positions."""
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -103,6 +104,14 @@ def _fixed_rotations(b: int, dtype: torch.dtype, device: torch.device) -> list[T
     return out
 
 
+def _known(group: Group, tensors: Mapping[str, Tensor], names: tuple[str, ...]) -> None:
+    unknown = sorted(set(tensors) - set(names))
+    if unknown:
+        raise ValueError(
+            f"{group!r} has no element component(s) {unknown}; its components are {list(names)}"
+        )
+
+
 def _check_batch(name: str, t: Tensor, x: GeometricGraph) -> None:
     if t.shape[0] != x.batch_size:
         raise ValueError(
@@ -134,7 +143,7 @@ class RigidMotion:
 
 
 # ---------------------------------------------------------------------------- groups
-class SO3(Group):
+class SO3(Group[Rotation]):
     """Rotations of 3D space, acting on the positions of real nodes.
 
     ``act(R, x).pos = x.pos @ R.T`` on real nodes; ``compose(g, h) = R_g R_h``;
@@ -175,8 +184,15 @@ class SO3(Group):
     def testing_elements(self, x: GeometricGraph) -> list[Rotation]:
         return [Rotation(R) for R in _fixed_rotations(x.batch_size, x.dtype, x.device)]
 
+    def element_to_tensors(self, g: Rotation) -> dict[str, Tensor]:
+        return {"rotation": g.matrix}
 
-class Translations(Group):
+    def element_from_tensors(self, tensors: Mapping[str, Tensor], x: GeometricGraph) -> Rotation:
+        _known(self, tensors, ("rotation",))
+        return Rotation(tensors["rotation"]) if "rotation" in tensors else self.identity(x)
+
+
+class Translations(Group[Translation]):
     """Translations T(3) of the real nodes: ``act(t, x).pos = x.pos + t``.
 
     T(3) is not compact and has no Haar *probability* measure. ``sample`` therefore draws
@@ -222,11 +238,23 @@ class Translations(Group):
             for v in vectors
         ]
 
+    def act_on_vectors(self, g: Translation, x: GeometricGraph) -> GeometricGraph:
+        return x
+
+    def element_to_tensors(self, g: Translation) -> dict[str, Tensor]:
+        return {"translation": g.vector}
+
+    def element_from_tensors(self, tensors: Mapping[str, Tensor], x: GeometricGraph) -> Translation:
+        _known(self, tensors, ("translation",))
+        if "translation" in tensors:
+            return Translation(tensors["translation"])
+        return self.identity(x)
+
     def __repr__(self) -> str:
         return f"Translations(scale={self.scale})"
 
 
-class SE3(Group):
+class SE3(Group[RigidMotion]):
     """Rigid motions ``pos -> pos @ R.T + t`` of the real nodes.
 
     ``compose(g, h) = (R_g R_h, t_h R_g^T + t_g)`` (row vectors), ``inverse(g) = (R^T, -t R)``.
@@ -292,6 +320,10 @@ class SE3(Group):
             )
             for R, t in zip(rotations, shifts)
         ]
+
+    def act_on_vectors(self, g: RigidMotion, x: GeometricGraph) -> GeometricGraph:
+        R = g.rotation.to(x.dtype)
+        return x.replace(pos=_where_real(x.mask, x.pos @ R.transpose(-1, -2), x.pos))
 
     def __repr__(self) -> str:
         return f"SE3(translation_scale={self.translation_scale})"

@@ -1,11 +1,12 @@
 """Direct products of groups whose actions commute, e.g. S_n × SE(3)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from symgen.groups.base import Group
 from symgen.groups.euclidean import SE3
@@ -22,7 +23,7 @@ class ProductElement:
     parts: tuple[Any, ...]
 
 
-class DirectProduct(Group):
+class DirectProduct(Group[ProductElement]):
     """The direct product G_1 × ... × G_k of groups whose actions on graphs commute.
 
     ``act((g_1, ..., g_k), x) = act_1(g_1, act_2(g_2, ... act_k(g_k, x)))``; since the actions
@@ -30,7 +31,9 @@ class DirectProduct(Group):
     S_n commutes with SE(3), but SO(3) and T(3) do not (SE(3) is a semidirect product), and
     ``symgen.testing.assert_action_homomorphism`` fails for such a "product". Composition,
     inverse and sampling are componentwise (the Haar measure of a product is the product of
-    the Haar measures).
+    the Haar measures). Capabilities combine the factors': the product permutes nodes when a
+    factor does, acts on vectors factor by factor, and names its element components by the
+    factors' names (which must then be distinct).
 
     Examples:
         >>> G = permutation_rigid_group()        # S_n × SE(3)
@@ -44,6 +47,8 @@ class DirectProduct(Group):
         if not factors:
             raise ValueError("DirectProduct needs at least one factor group")
         self.factors: tuple[Group, ...] = tuple(factors)
+        self.permutes_nodes = any(G.permutes_nodes for G in self.factors)
+        self.node_indexed = frozenset().union(*(G.node_indexed for G in self.factors))
 
     def _check(self, g: ProductElement) -> None:
         if not isinstance(g, ProductElement) or len(g.parts) != len(self.factors):
@@ -80,6 +85,37 @@ class DirectProduct(Group):
         self._check(g)
         self._check(h)
         return all(G.allclose(a, b, atol=atol) for G, a, b in zip(self.factors, g.parts, h.parts))
+
+    def act_on_vectors(self, g: ProductElement, x: GeometricGraph) -> GeometricGraph:
+        self._check(g)
+        for G, a in zip(reversed(self.factors), reversed(g.parts)):
+            x = G.act_on_vectors(a, x)
+        return x
+
+    def element_to_tensors(self, g: ProductElement) -> dict[str, Tensor]:
+        self._check(g)
+        out: dict[str, Tensor] = {}
+        for G, part in zip(self.factors, g.parts):
+            tensors = G.element_to_tensors(part)
+            clash = sorted(set(out) & set(tensors))
+            if clash:
+                raise ValueError(f"{self!r}: factors share element component names {clash}")
+            out.update(tensors)
+        return out
+
+    def element_from_tensors(
+        self, tensors: Mapping[str, Tensor], x: GeometricGraph
+    ) -> ProductElement:
+        keys = [set(G.element_keys()) for G in self.factors]
+        unknown = sorted(set(tensors) - set().union(*keys))
+        if unknown:
+            raise ValueError(f"{self!r} has no element component(s) {unknown}")
+        return ProductElement(
+            tuple(
+                G.element_from_tensors({k: v for k, v in tensors.items() if k in names}, x)
+                for G, names in zip(self.factors, keys)
+            )
+        )
 
     def testing_elements(self, x: GeometricGraph) -> list[ProductElement]:
         per_factor: Sequence[list[Any]] = [

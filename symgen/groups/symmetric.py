@@ -3,14 +3,13 @@
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
 from symgen.groups.base import Group
-from symgen.shapes import EdgeFeatures, NodeMask, Permutations
+from symgen.masking import gather_edges, gather_nodes
+from symgen.shapes import NodeMask, Permutations
 from symgen.state import GeometricGraph
 
-__all__ = ["Permutation", "SymmetricGroup", "permute_nodes", "random_permutation"]
+__all__ = ["Permutation", "SymmetricGroup", "random_permutation"]
 
 
 @dataclass(frozen=True)
@@ -30,20 +29,6 @@ class Permutation:
     perm: Permutations
 
 
-def permute_nodes(
-    perm: Permutations, values: Float[Tensor, "b n *rest"]
-) -> Float[Tensor, "b n *rest"]:
-    """``out[i, j] = values[i, perm[i, j]]`` along the node axis (axis 1)."""
-    index = perm.reshape(perm.shape + (1,) * (values.ndim - 2)).expand_as(values)
-    return torch.gather(values, 1, index)
-
-
-def _permute_edges(perm: Permutations, edge: EdgeFeatures) -> EdgeFeatures:
-    rows = permute_nodes(perm, edge)
-    index = perm[:, None, :, None].expand_as(rows)
-    return torch.gather(rows, 2, index)
-
-
 def random_permutation(mask: NodeMask, *, generator: torch.Generator | None = None) -> Permutations:
     """Uniformly random permutations of the real slots of each row; padding slots fixed.
 
@@ -57,7 +42,7 @@ def random_permutation(mask: NodeMask, *, generator: torch.Generator | None = No
     return torch.argsort(keys, dim=1)
 
 
-class SymmetricGroup(Group):
+class SymmetricGroup(Group[Permutation]):
     """The symmetric group S_n permuting the real nodes of each graph.
 
     ``act(p, x)``: ``pos'[j] = pos[p[j]]``, ``node'[j] = node[p[j]]``,
@@ -72,6 +57,9 @@ class SymmetricGroup(Group):
         >>> S.act(Permutation(torch.tensor([[1, 0, 2]])), x).pos[0, :, 0].tolist()
         [3.0, 0.0, 6.0]
     """
+
+    permutes_nodes = True
+    node_indexed = frozenset({"perm"})
 
     def identity(self, x: GeometricGraph) -> Permutation:
         eye = torch.arange(x.max_nodes, device=x.device).expand(x.batch_size, -1).clone()
@@ -92,10 +80,10 @@ class SymmetricGroup(Group):
                 f"permutation shape {tuple(g.perm.shape)} does not match the batch "
                 f"{tuple(x.mask.shape)}"
             )
-        edge = None if x.edge is None else _permute_edges(g.perm, x.edge)
-        return GeometricGraph(
-            pos=permute_nodes(g.perm, x.pos),
-            node=permute_nodes(g.perm, x.node),
+        edge = None if x.edge is None else gather_edges(g.perm, x.edge)
+        return GeometricGraph.unchecked(
+            pos=gather_nodes(g.perm, x.pos),
+            node=gather_nodes(g.perm, x.node),
             mask=x.mask,
             edge=edge,
         )

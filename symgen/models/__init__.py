@@ -13,8 +13,6 @@ from typing import Any
 from symgen.models.common import (
     GaussianBasis,
     TimeEmbedding,
-    masked_mean,
-    remove_mean,
     sinusoidal_embedding,
 )
 from symgen.models.egnn import EGNN, EGNNConfig
@@ -32,8 +30,6 @@ __all__ = [
     "build_network",
     "GaussianBasis",
     "TimeEmbedding",
-    "masked_mean",
-    "remove_mean",
     "sinusoidal_embedding",
 ]
 

@@ -8,9 +8,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.masking import pair_mask
 from symgen.shapes import EdgeFeatures, NodeFeatures, NodeMask, PerGraph, Permutations, Positions
 from symgen.state import GeometricGraph
 
@@ -18,9 +19,6 @@ __all__ = [
     "sinusoidal_embedding",
     "TimeEmbedding",
     "GaussianBasis",
-    "masked_mean",
-    "remove_mean",
-    "pair_mask",
     "real_pairs",
     "RealPairs",
     "symmetrize_pairs",
@@ -120,46 +118,6 @@ class GaussianBasis(nn.Module):
         return torch.exp(-0.5 * ((d[..., None] - mu) / self.width) ** 2)
 
 
-def masked_mean(values: Float[Tensor, "b n d"], mask: NodeMask) -> Float[Tensor, "b d"]:
-    """Mean over the real nodes of each graph: ``Σ_j m_j v_j / Σ_j m_j``.
-
-    Examples:
-        >>> mask = torch.tensor([[True, True, False]])
-        >>> masked_mean(torch.tensor([[[1.0], [3.0], [100.0]]]), mask)
-        tensor([[2.]])
-    """
-    m = mask[..., None].to(values.dtype)
-    return (values * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
-def remove_mean(values: Float[Tensor, "b n d"], mask: NodeMask) -> Float[Tensor, "b n d"]:
-    """Subtract the masked mean from real nodes and zero the padding (zero centre of mass).
-
-    ``v'_i = m_i (v_i - masked_mean(v))``.
-
-    Examples:
-        >>> mask = torch.tensor([[True, True, False]])
-        >>> v = remove_mean(torch.tensor([[[1.0], [3.0], [9.0]]]), mask)
-        >>> v[0, :, 0].tolist()
-        [-1.0, 1.0, 0.0]
-    """
-    m = mask[..., None].to(values.dtype)
-    return (values - masked_mean(values, mask)[:, None, :]) * m
-
-
-def pair_mask(mask: NodeMask, *, self_loops: bool = False) -> Bool[Tensor, "b n n"]:
-    """``True`` on pairs (i, j) of real nodes (with ``i != j`` unless ``self_loops``).
-
-    Examples:
-        >>> pair_mask(torch.tensor([[True, True, False]]))[0].int().tolist()
-        [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
-    """
-    pm = mask[:, :, None] & mask[:, None, :]
-    if not self_loops:
-        pm = pm & ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-    return pm
-
-
 @dataclass(frozen=True)
 class RealPairs:
     """Flat indices of the ordered pairs (i, j), ``i != j``, of real nodes in a padded batch.
@@ -250,7 +208,7 @@ def make_output(
     m = x.mask[..., None].to(pos.dtype)
     if edge is not None:
         edge = edge * x.edge_mask[..., None].to(edge.dtype)
-    return GeometricGraph(pos=pos * m, node=node * m, mask=x.mask, edge=edge)
+    return GeometricGraph.unchecked(pos=pos * m, node=node * m, mask=x.mask, edge=edge)
 
 
 def rank_positions(x: GeometricGraph, rank: Permutations | None) -> Permutations:

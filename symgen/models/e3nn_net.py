@@ -19,6 +19,7 @@ from e3nn.nn import Gate
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.masking import masked_center
 from symgen.models.common import (
     GaussianBasis,
     RealPairs,
@@ -27,7 +28,6 @@ from symgen.models.common import (
     make_output,
     mlp,
     real_pairs,
-    remove_mean,
     symmetrize_pairs,
 )
 from symgen.shapes import PerGraph
@@ -243,7 +243,7 @@ class E3NNNetwork(nn.Module):
             h = layer(h, pairs, sh, radial_in)
         vel = self.vector_head(h).reshape(b, n, 3)
         if cfg.zero_com:
-            vel = remove_mean(vel, x.mask)
+            vel = masked_center(vel, x.mask)
         s = h[:, : cfg.scalars]
         node_out = self.node_head(s).reshape(b, n, -1)
         edge_out = None

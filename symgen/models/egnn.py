@@ -12,6 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.masking import masked_center
 from symgen.models.common import (
     GaussianBasis,
     RealPairs,
@@ -19,7 +20,6 @@ from symgen.models.common import (
     make_output,
     mlp,
     real_pairs,
-    remove_mean,
     symmetrize_pairs,
 )
 from symgen.shapes import PerGraph
@@ -183,7 +183,7 @@ class EGNN(nn.Module):
             h, pos = layer(h, pos, pairs, d0, edge)
         vel = (pos - pos0).reshape(b, n, 3)
         if cfg.zero_com:
-            vel = remove_mean(vel, x.mask)
+            vel = masked_center(vel, x.mask)
         node_out = self.node_head(h).reshape(b, n, -1)
         edge_out = None
         if cfg.edge_out > 0:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.masking import masked_center
 from symgen.models.common import (
     GaussianBasis,
     TimeEmbedding,
@@ -21,7 +22,6 @@ from symgen.models.common import (
     make_output,
     mlp,
     rank_positions,
-    remove_mean,
     sinusoidal_embedding,
     symmetrize_pairs,
 )
@@ -284,7 +284,7 @@ class CanonTransformer(nn.Module):
         hf = _modulate(self.final_norm(h), shift, scale)
         pos_out = self.pos_head(hf)
         if cfg.zero_com:
-            pos_out = remove_mean(pos_out, mask)
+            pos_out = masked_center(pos_out, mask)
         node_out = self.node_head(hf)
         edge_out = None
         if cfg.edge_out > 0:

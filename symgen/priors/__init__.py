@@ -8,18 +8,17 @@
 * :class:`ProductPrior` — positions from one prior, features from another.
 """
 
-from symgen.priors.base import Prior, center_positions
+from symgen.priors.base import Noise, Prior, PriorChannels
 from symgen.priors.categorical import CategoricalPrior, Source
 from symgen.priors.composite import AlignedPrior, ProductPrior
 from symgen.priors.gaussian import CenteredGaussianPrior, GaussianPrior
-from symgen.priors.spec import CategoricalSpec, symmetric_pair_mask, symmetrize_edges
+from symgen.priors.spec import CategoricalSpec
 
 __all__ = [
     "Prior",
-    "center_positions",
+    "PriorChannels",
+    "Noise",
     "CategoricalSpec",
-    "symmetric_pair_mask",
-    "symmetrize_edges",
     "GaussianPrior",
     "CenteredGaussianPrior",
     "CategoricalPrior",

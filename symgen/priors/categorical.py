@@ -1,18 +1,17 @@
 """Categorical priors for one-hot channels: uniform, masked (absorbing) and data marginals."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from symgen.priors.base import Prior
+from symgen.masking import upper_pair_mask, upper_to_symmetric
+from symgen.priors.base import Prior, PriorChannels
 from symgen.priors.spec import (
     CategoricalSpec,
     _classes_to_one_hot,
-    _upper_to_symmetric,
-    symmetric_pair_mask,
 )
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
@@ -95,16 +94,45 @@ class CategoricalPrior(Prior):
             else self._probs(spec.edge_classes, edge_marginal, "edges")
         )
 
+    @property
+    def channels(self) -> PriorChannels:
+        edge = "categorical" if self.spec.edge_classes is not None else "none"
+        return PriorChannels(pos="none", node="categorical", edge=edge)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The class probabilities: ``node.<i>`` per node block and ``edge``."""
+        out = {f"node.{i}": p.clone() for i, p in enumerate(self.node_probs)}
+        if self.edge_probs is not None:
+            out["edge"] = self.edge_probs.clone()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Restore the class probabilities of :meth:`state_dict` (shapes must match the spec)."""
+        want = set(self.state_dict())
+        if set(state) != want:
+            raise ValueError(
+                f"categorical prior state needs keys {sorted(want)}, got {sorted(state)}"
+            )
+        self.node_probs = [
+            self._checked(state[f"node.{i}"], k, f"node block {i}")
+            for i, k in enumerate(self.spec.node_blocks)
+        ]
+        if self.edge_probs is not None:
+            assert self.spec.edge_classes is not None
+            self.edge_probs = self._checked(state["edge"], self.spec.edge_classes, "edges")
+
+    @staticmethod
+    def _checked(probs: Tensor, k: int, what: str) -> Tensor:
+        p = torch.as_tensor(probs, dtype=torch.float64).flatten()
+        if p.shape != (k,) or bool((p < 0).any()) or not float(p.sum()) > 0:
+            raise ValueError(f"probabilities for {what} must be {k} non-negative numbers")
+        return p / p.sum()
+
     def _probs(self, k: int, marginal: Tensor | None, what: str) -> Tensor:
         if self.source != "marginal":
             return torch.full((k,), 1.0 / k, dtype=torch.float64)
         assert marginal is not None
-        p = torch.as_tensor(marginal, dtype=torch.float64).flatten()
-        if p.shape != (k,) or bool((p < 0).any()) or not float(p.sum()) > 0:
-            raise ValueError(
-                f"marginal for {what} must be {k} non-negative numbers with positive sum"
-            )
-        return p / p.sum()
+        return self._checked(marginal, k, f"the marginal of {what}")
 
     @classmethod
     def from_data(
@@ -124,9 +152,7 @@ class CategoricalPrior(Prior):
         edge_marginal = None
         if spec.edge_classes is not None:
             assert data.edge is not None
-            n = data.max_nodes
-            upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=data.device), 1)
-            pm = (symmetric_pair_mask(data.mask) & upper)[..., None].to(data.dtype)
+            pm = upper_pair_mask(data.mask)[..., None].to(data.dtype)
             edge_marginal = (data.edge * pm).sum((0, 1, 2)).double() + pseudo_count
         return cls(spec, "marginal", node_marginals=node_marginals, edge_marginal=edge_marginal)
 
@@ -161,10 +187,10 @@ class CategoricalPrior(Prior):
                 edge = torch.zeros_like(template.edge)
             else:
                 cls_ = _draw(self.edge_probs.to(template.device), (b, n, n), generator)
-                edge = _upper_to_symmetric(
+                edge = upper_to_symmetric(
                     _classes_to_one_hot(cls_, len(self.edge_probs), dt), template.mask
                 )
-        return GeometricGraph(
+        return GeometricGraph.unchecked(
             pos=torch.zeros_like(template.pos), node=node, mask=template.mask, edge=edge
         )
 
@@ -197,9 +223,7 @@ class CategoricalPrior(Prior):
                 - 0.5 * math.log(2 * math.pi) * (x.num_nodes.to(x.dtype) * rest.shape[-1])
             )
         if self.edge_probs is not None and x.edge is not None:
-            n = x.max_nodes
-            upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=x.device), 1)
-            pm = symmetric_pair_mask(mask) & upper
+            pm = upper_pair_mask(mask)
             tok = self._token_log_prob(x.edge, self.edge_probs, "edge")
             lp = lp + torch.where(pm, tok, torch.zeros_like(tok)).sum((1, 2))
         return lp

@@ -1,10 +1,12 @@
 """Composite priors: canonically aligned noise, and positions × categorical features."""
 
+from collections.abc import Mapping
+
 import torch
+from torch import Tensor
 
 from symgen.canon.base import Canonicalizer
-from symgen.priors.base import Prior
-from symgen.priors.gaussian import GaussianPrior
+from symgen.priors.base import Prior, PriorChannels
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
@@ -40,6 +42,21 @@ class AlignedPrior(Prior):
         self.canonicalizer = canonicalizer
         self.centered = base.centered
 
+    @property
+    def channels(self) -> PriorChannels:
+        return self.base.channels
+
+    @property
+    def noise_prior(self) -> Prior:
+        """The base prior's noise: the aligned draw is a canonicalized copy of it."""
+        return self.base.noise_prior
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        self.base.load_state_dict(state)
+
     def sample(
         self, template: GeometricGraph, *, generator: torch.Generator | None = None
     ) -> GeometricGraph:
@@ -68,23 +85,47 @@ class ProductPrior(Prior):
     """
 
     def __init__(self, position: Prior, features: Prior) -> None:
-        for what, p in (("position", position), ("features", features)):
-            inner = p.base if isinstance(p, AlignedPrior) else p
-            if what == "position" and isinstance(inner, GaussianPrior) and inner.features:
-                raise ValueError(
-                    "the position prior of a ProductPrior must not model features: "
-                    "use features=False"
-                )
+        if position.channels.node != "none" or position.channels.edge != "none":
+            raise ValueError(
+                "the position prior of a ProductPrior must not model features: use features=False"
+            )
         self.position = position
         self.features = features
         self.centered = position.centered
+
+    @property
+    def channels(self) -> PriorChannels:
+        f = self.features.channels
+        return PriorChannels(pos=self.position.channels.pos, node=f.node, edge=f.edge)
+
+    @property
+    def noise_prior(self) -> Prior:
+        position, features = self.position.noise_prior, self.features.noise_prior
+        if position is self.position and features is self.features:
+            return self
+        return ProductPrior(position, features)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            **{f"position.{k}": v for k, v in self.position.state_dict().items()},
+            **{f"features.{k}": v for k, v in self.features.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        for prefix, prior in (("position.", self.position), ("features.", self.features)):
+            prior.load_state_dict(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
+        unknown = [k for k in state if not k.startswith(("position.", "features."))]
+        if unknown:
+            raise ValueError(f"product prior state has unknown keys {unknown}")
 
     def sample(
         self, template: GeometricGraph, *, generator: torch.Generator | None = None
     ) -> GeometricGraph:
         p = self.position.sample(template, generator=generator)
         f = self.features.sample(template, generator=generator)
-        return GeometricGraph(pos=p.pos, node=f.node, mask=template.mask, edge=f.edge)
+        return GeometricGraph.unchecked(pos=p.pos, node=f.node, mask=template.mask, edge=f.edge)
 
     def log_prob(self, x: GeometricGraph) -> PerGraph:
         return self.position.log_prob(x) + self.features.log_prob(x)

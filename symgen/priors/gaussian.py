@@ -5,8 +5,8 @@ import math
 import torch
 from torch import Tensor
 
-from symgen.priors.base import Prior, center_positions
-from symgen.priors.spec import _upper_to_symmetric, symmetric_pair_mask
+from symgen.masking import masked_center, upper_pair_mask, upper_to_symmetric
+from symgen.priors.base import Prior, PriorChannels
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
@@ -49,6 +49,11 @@ class GaussianPrior(Prior):
         self.features = bool(features)
         self.feature_std = float(feature_std)
 
+    @property
+    def channels(self) -> PriorChannels:
+        features = "gaussian" if self.features else "none"
+        return PriorChannels(pos="gaussian", node=features, edge=features)
+
     def _sample_pos(self, template: GeometricGraph, generator: torch.Generator | None) -> Tensor:
         m = template.mask[..., None].to(template.dtype)
         return self.std * _randn(tuple(template.pos.shape), template.pos, generator) * m
@@ -67,11 +72,11 @@ class GaussianPrior(Prior):
                 raw = self.feature_std * _randn(
                     tuple(template.edge.shape), template.edge, generator
                 )
-                edge = _upper_to_symmetric(raw, template.mask)
+                edge = upper_to_symmetric(raw, template.mask)
         else:
             node = torch.zeros_like(template.node)
             edge = None if template.edge is None else torch.zeros_like(template.edge)
-        return GeometricGraph(pos=pos, node=node, mask=template.mask, edge=edge)
+        return GeometricGraph.unchecked(pos=pos, node=node, mask=template.mask, edge=edge)
 
     def _pos_log_prob(self, x: GeometricGraph) -> Tensor:
         m = x.mask[..., None].to(x.dtype)
@@ -85,9 +90,7 @@ class GaussianPrior(Prior):
         sq = ((x.node * m) ** 2).sum((1, 2))
         dof = x.num_nodes.to(x.dtype) * x.node.shape[-1]
         if x.edge is not None:
-            n = x.max_nodes
-            upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=x.device), 1)
-            pm = (symmetric_pair_mask(x.mask) & upper)[..., None].to(x.dtype)
+            pm = upper_pair_mask(x.mask)[..., None].to(x.dtype)
             sq = sq + ((x.edge * pm) ** 2).sum((1, 2, 3))
             dof = dof + pm.sum((1, 2, 3)) * x.edge.shape[-1]
         return -0.5 * sq / s2 - 0.5 * dof * math.log(2 * math.pi * s2)
@@ -125,10 +128,10 @@ class CenteredGaussianPrior(GaussianPrior):
     centered = True
 
     def _sample_pos(self, template: GeometricGraph, generator: torch.Generator | None) -> Tensor:
-        return center_positions(super()._sample_pos(template, generator), template.mask)
+        return masked_center(super()._sample_pos(template, generator), template.mask)
 
     def _pos_log_prob(self, x: GeometricGraph) -> Tensor:
-        centred = center_positions(x.pos, x.mask)
+        centred = masked_center(x.pos, x.mask)
         sq = (centred**2).sum((1, 2))
         dof = 3 * (x.num_nodes.to(x.dtype) - 1)
         return -0.5 * sq / self.std**2 - 0.5 * dof * math.log(2 * math.pi * self.std**2)

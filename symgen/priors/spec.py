@@ -3,13 +3,12 @@
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
-from symgen.shapes import EdgeFeatures, NodeMask
 from symgen.state import GeometricGraph
 
-__all__ = ["CategoricalSpec", "symmetric_pair_mask", "symmetrize_edges"]
+__all__ = ["CategoricalSpec"]
 
 
 @dataclass(frozen=True)
@@ -70,28 +69,6 @@ class CategoricalSpec:
                     f"edge features have {x.edge.shape[-1]} columns, "
                     f"the spec says {self.edge_classes} classes"
                 )
-
-
-def symmetric_pair_mask(mask: NodeMask) -> Bool[Tensor, "b n n"]:
-    """``True`` on pairs ``(j, k)`` of distinct real nodes."""
-    pair = mask[:, :, None] & mask[:, None, :]
-    eye = torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-    return pair & ~eye
-
-
-def symmetrize_edges(edge: EdgeFeatures, mask: NodeMask) -> EdgeFeatures:
-    """``(E + Eᵀ) / 2`` over the two node axes, zero on the diagonal and on padding pairs."""
-    sym = 0.5 * (edge + edge.transpose(1, 2))
-    return sym * symmetric_pair_mask(mask)[..., None].to(edge.dtype)
-
-
-def _upper_to_symmetric(values: EdgeFeatures, mask: NodeMask) -> EdgeFeatures:
-    """Copy the strict upper triangle onto the lower one; zero diagonal and padding."""
-    n = mask.shape[1]
-    upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=mask.device), 1)
-    up = values * upper[None, :, :, None].to(values.dtype)
-    full = up + up.transpose(1, 2)
-    return full * symmetric_pair_mask(mask)[..., None].to(values.dtype)
 
 
 def _classes_to_one_hot(

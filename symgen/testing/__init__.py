@@ -1,7 +1,10 @@
 """The public test kit: assertions, Hypothesis strategies and contract test classes.
 
-Import it from your own tests to check a new group, canonicalizer or network against the
-same properties symgen checks for its own (it needs the ``test`` extra: pytest, hypothesis).
+Import it from your own tests to check a new group, canonicalizer, prior, coupling, process or
+network against the same properties symgen checks for its own: subclass the matching contract
+class (:class:`GroupContract`, :class:`CanonicalizerContract`, :class:`PriorContract`,
+:class:`CouplingContract`, :class:`ProcessContract`, :class:`NetworkContract`) and implement its
+one ``make_*`` method. It needs the ``test`` extra (pytest, hypothesis).
 """
 
 from symgen.testing.asserts import (
@@ -15,7 +18,7 @@ from symgen.testing.asserts import (
     graph_distance,
     vector_action,
 )
-from symgen.testing.contracts import GroupContract
+from symgen.testing.contracts import CouplingContract, GroupContract, PriorContract
 from symgen.testing.strategies import SHAPE_KINDS, geometric_graphs, make_graph, symmetric_points
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "graph_distance",
     "vector_action",
     "GroupContract",
+    "PriorContract",
+    "CouplingContract",
     "SHAPE_KINDS",
     "geometric_graphs",
     "make_graph",
@@ -50,3 +55,8 @@ __all__ += [
     "assert_same_orbit_invariants",
     "canonical_atol",
 ]
+
+from symgen.testing.model_contracts import NetworkContract, ProcessContract  # noqa: E402
+from symgen.testing.oracles import GaussianOracle  # noqa: E402
+
+__all__ += ["ProcessContract", "NetworkContract", "GaussianOracle"]

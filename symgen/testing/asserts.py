@@ -7,16 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from symgen.groups import (
-    SE3,
-    SO3,
-    DirectProduct,
-    Group,
-    ProductElement,
-    RigidMotion,
-    Rotation,
-    Translations,
-)
+from symgen.groups import Group
 from symgen.state import GeometricGraph
 
 __all__ = [
@@ -107,6 +98,7 @@ def assert_group_axioms(
 
     Examples:
         >>> from symgen.testing import make_graph
+        >>> from symgen.groups import SE3, SO3, DirectProduct, Translations
         >>> x = make_graph([3, 2], dtype=torch.float64)
         >>> assert_group_axioms(SO3(), x)  # passes silently
         >>> class Broken(SO3):  # compose(g, h) = g ignores h
@@ -160,6 +152,7 @@ def assert_action_homomorphism(
 
     Examples:
         >>> from symgen.testing import make_graph
+        >>> from symgen.groups import SE3, SO3, DirectProduct, Translations
         >>> x = make_graph([3, 2], dtype=torch.float64)
         >>> assert_action_homomorphism(SE3(translation_scale=1.0), x)  # passes silently
         >>> # rotations and translations do not commute: SE(3) is not SO(3) × T(3)
@@ -197,22 +190,10 @@ def vector_action(group: Group) -> Callable[[Any, GeometricGraph], GeometricGrap
     """The action of ``group`` on *vector* outputs (velocities, scores): translations dropped.
 
     A velocity field transforms as ``v -> v @ R.T`` under a rigid motion ``(R, t)``; ``t`` does
-    not act. Supported: SE3, SO3, Translations, other groups acting without translation, and
-    direct products of these.
+    not act. This is the group's own :meth:`~symgen.groups.Group.act_on_vectors`, so any group
+    that declares it (a user's included) works.
     """
-
-    def act(g: Any, x: GeometricGraph) -> GeometricGraph:
-        if isinstance(group, SE3) and isinstance(g, RigidMotion):
-            return SO3().act(Rotation(g.rotation), x)
-        if isinstance(group, Translations):
-            return x
-        if isinstance(group, DirectProduct) and isinstance(g, ProductElement):
-            for G, part in zip(reversed(group.factors), reversed(g.parts)):
-                x = vector_action(G)(part, x)
-            return x
-        return group.act(g, x)
-
-    return act
+    return group.act_on_vectors
 
 
 @dataclass(frozen=True)
@@ -264,6 +245,7 @@ def assert_equivariant(
 
     Examples:
         >>> from symgen.testing import make_graph
+        >>> from symgen.groups import SE3, SO3, DirectProduct, Translations
         >>> x = make_graph([4, 2], max_nodes=5)
         >>> def double(y):  # pos -> 2 pos: commutes with rotations, not with translations
         ...     return y.replace(pos=2 * y.pos)
@@ -309,6 +291,7 @@ def assert_invariant(
 
     Examples:
         >>> from symgen.testing import make_graph
+        >>> from symgen.groups import SE3, SO3, DirectProduct, Translations
         >>> x = make_graph([4, 2], max_nodes=5)
         >>> def spread(y):  # Σ_i |pos_i - pos_0|² over the real nodes, one value per graph
         ...     d = (y.pos - y.pos[:, :1]) * y.mask[..., None]

@@ -1,4 +1,4 @@
-"""Size-bucketed batching and the padded-batch loader."""
+"""Size-bucketed batching, the padded-batch loader and featurized tensor stores."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from symgen.data import SizeBucketBatcher, padding_fraction
 from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import MolecularFeaturizer
-from symgen.molecules.loader import MoleculeLoader, SizeBucketBatcher, padding_fraction
+from symgen.molecules.loader import MoleculeLoader, featurize_store
 from symgen.molecules.molecule import Molecule
 from symgen.state import GeometricGraph
 
@@ -106,98 +107,37 @@ def test_loader_tiny_dataset():
     assert total == 7
 
 
-# ---------------------------------------------------------------------------- canonicalized cache
-from types import SimpleNamespace  # noqa: E402
-
-from symgen.molecules.cache import CacheFormatError, CacheNotFoundError  # noqa: E402
-from symgen.molecules.loader import CanonicalizedDataset, canonicalize_dataset  # noqa: E402
-
-
-def _reverse_and_center(x: GeometricGraph) -> SimpleNamespace:
-    """Reverse the order of real atoms, subtract the centroid; element = (perm, translation)."""
-    from symgen.groups.euclidean import Translation
-    from symgen.groups.product import ProductElement
-    from symgen.groups.symmetric import Permutation
-
-    b, n = x.mask.shape
-    k = x.num_nodes
-    ar = torch.arange(n)[None].expand(b, n)
-    perm = torch.where(x.mask, k[:, None] - 1 - ar, ar)  # self-inverse
-    m = x.mask[..., None].to(x.dtype)
-    centroid = (x.pos * m).sum(1) / k[:, None].to(x.dtype)
-    take = lambda t: torch.gather(t, 1, perm[..., None].expand_as(t))  # noqa: E731
-    edge = torch.gather(x.edge, 1, perm[:, :, None, None].expand_as(x.edge))
-    edge = torch.gather(edge, 2, perm[:, None, :, None].expand_as(edge))
-    rep = GeometricGraph(
-        pos=(take(x.pos) - centroid[:, None]) * m, node=take(x.node), mask=x.mask, edge=edge
-    )
-    return SimpleNamespace(
-        representative=rep,
-        element=ProductElement((Permutation(perm), Translation(centroid))),
-        margin=k.to(torch.float64),
-        flagged=k < 4,
-    )
+# ---------------------------------------------------------------------------- featurized stores
+def test_featurize_store_matches_the_featurizer(qm9_sample: MoleculeDataset):
+    sub = qm9_sample.subset(np.arange(300))
+    f = MolecularFeaturizer()
+    store = featurize_store(sub, f, batch_size=64)
+    assert len(store) == 300 and store.node.dtype == torch.uint8
+    assert torch.equal(store.num_nodes, torch.from_numpy(sub.num_atoms))
+    for idx in (np.array([0, 5, 299]), np.arange(40, 90), np.array([7])):
+        got, ref = store.batch(idx), f.batch_from_dataset(sub, idx)
+        assert torch.equal(got.pos, ref.pos) and torch.equal(got.node, ref.node)
+        assert torch.equal(got.edge, ref.edge) and torch.equal(got.mask, ref.mask)
+    assert store.graph_data["ids"].tolist() == sub.ids.tolist()
 
 
-def test_canonicalized_cache(qm9_sample: MoleculeDataset, tmp_path):
-    sub = qm9_sample.subset(np.arange(150))
-    path = tmp_path / "canon.npz"
-    out = canonicalize_dataset(sub, _reverse_and_center, batch_size=32, progress=False, path=path)
-    assert out.rotation is None and out.permutation is not None and out.translation is not None
-    np.testing.assert_array_equal(out.flagged, sub.num_atoms < 4)
-    np.testing.assert_array_equal(out.margin, sub.num_atoms)
-    loaded = CanonicalizedDataset.load(path)
-    for name in ("margin", "flagged", "permutation", "translation"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(out, name))
-    for i in (0, 3, 77, 149):
-        orig, rep = sub[i], loaded.representatives[i]
-        k = orig.num_atoms
-        a0 = loaded.representatives.atom_offsets[i]
-        perm = loaded.permutation[a0 : a0 + k]
-        assert perm.tolist() == list(range(k - 1, -1, -1))
-        np.testing.assert_array_equal(rep.atomic_numbers, orig.atomic_numbers[::-1])
-        # reconstruct: x[j] = rep[perm[j]] + t
-        np.testing.assert_allclose(
-            rep.positions[perm] + loaded.translation[i], orig.positions, atol=1e-5
-        )
-        mapped = sorted(
-            tuple(sorted((k - 1 - a, k - 1 - b))) + (o,)
-            for (a, b), o in zip(orig.bonds.tolist(), orig.bond_orders.tolist(), strict=True)
-        )
-        assert [
-            tuple(b) + (o,)
-            for b, o in zip(rep.bonds.tolist(), rep.bond_orders.tolist(), strict=True)
-        ] == mapped
-        np.testing.assert_array_equal(rep.charges, orig.charges[::-1])
-    assert loaded.representatives.smiles == sub.smiles
+def test_canonical_store_of_molecules_reconstructs_the_data(qm9_sample: MoleculeDataset):
+    """The canonical cache of real molecules: representatives in canonical form, and the stored
+    group elements map them back onto the featurized molecules exactly."""
+    from symgen.canon import geometric_spectral_canonicalizer
+    from symgen.data import canonicalize_store
 
-
-def test_canonicalized_cache_errors(qm9_sample: MoleculeDataset, tmp_path):
-    sub = qm9_sample.subset(np.arange(100))
-    calls = {"n": 0}
-
-    def failing(x):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("canonicalizer crashed")
-        return _reverse_and_center(x)
-
-    path = tmp_path / "canon.npz"
-    with pytest.raises(RuntimeError, match="crashed"):
-        canonicalize_dataset(sub, failing, batch_size=16, progress=False, path=path)
-    assert list(tmp_path.iterdir()) == []  # nothing half-written
-    with pytest.raises(CacheNotFoundError):
-        CanonicalizedDataset.load(path)
-    sub.save(path)  # a file of another format
-    with pytest.raises(CacheFormatError, match="format"):
-        CanonicalizedDataset.load(path)
-    with pytest.raises(TypeError, match="representative"):
-        canonicalize_dataset(sub, lambda x: SimpleNamespace(margin=None), progress=False)
-
-    def bad_mask(x):
-        r = _reverse_and_center(x)
-        r.representative = r.representative.index([0] * x.batch_size)
-        return r
-
-    with pytest.raises(ValueError, match="mask"):
-        canonicalize_dataset(sub, bad_mask, batch_size=16, progress=False)
+    sub = qm9_sample.subset(np.arange(200))
+    store = featurize_store(sub, MolecularFeaturizer(dtype=torch.float64))
+    canon = geometric_spectral_canonicalizer()
+    out = canonicalize_store(store, canon, batch_size=48, progress=False)
+    assert out.node.dtype == torch.uint8 and out.metadata["canonicalizer"] == canon.config()
+    idx = np.arange(0, 200, 7)
+    rep = out.batch(idx)
+    x = store.batch(idx)
+    back = canon.group.act(out.elements(idx, canon.group), rep)
+    torch.testing.assert_close(back.pos, x.pos, atol=1e-9, rtol=0)
+    assert torch.equal(back.node, x.node) and torch.equal(back.edge, x.edge)
+    again = canon.canonicalize(x).representative
+    torch.testing.assert_close(rep.pos, again.pos, atol=1e-9, rtol=0)
+    assert out.graph_data["flagged"].dtype == torch.bool and len(out.graph_data["margin"]) == 200

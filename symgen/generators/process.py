@@ -1,0 +1,417 @@
+"""The affine process: a path schedule ⊥ a token schedule ⊥ a parametrization ⊥ a solver.
+
+One implementation serves flow matching and diffusion: both move continuous channels along
+``x_t = α_t x1 + σ_t x0`` and differ only in the schedule (straight or variance preserving),
+in what the network predicts (velocity, clean data or noise) and in default settings
+(:class:`~symgen.generators.FlowMatching`, :class:`~symgen.generators.VPDiffusion`).
+Categorical channels either follow a token mixture path with their own schedule (discrete
+flow matching, ``categorical="discrete"``) or are treated as continuous one-hot vectors
+(``categorical="continuous"``, decoded by argmax at the end). The solver, number of steps,
+time grid and token sampler settings are chosen when sampling
+(:class:`~symgen.generators.SamplerOptions`).
+"""
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from symgen.generators.base import (
+    LossOutput,
+    Process,
+    check_prediction,
+    masked_edge_mse,
+    masked_node_mse,
+)
+from symgen.generators.categorical import (
+    argmax_tokens,
+    decode_categorical,
+    jump_tokens,
+    mix_tokens,
+    token_cross_entropy,
+)
+from symgen.generators.prediction import (
+    ChannelLayout,
+    Parametrization,
+    Prediction,
+    regression_target,
+)
+from symgen.generators.sampling import SamplerOptions, StepContext, make_solver
+from symgen.generators.schedules import PathSchedule, PowerTokenSchedule, TokenSchedule
+from symgen.masking import node_weights, pair_mask, symmetrize_edges
+from symgen.network import GraphNetwork, supports_self_conditioning
+from symgen.priors import CategoricalSpec, Prior
+from symgen.shapes import PerGraph
+from symgen.state import GeometricGraph
+
+__all__ = ["AffineProcess", "CategoricalMode"]
+
+#: How categorical channels are generated: tokens on a mixture path, or continuous one-hot.
+CategoricalMode = Literal["discrete", "continuous"]
+
+
+class AffineProcess(Process):
+    """Generation along the affine path ``x_t = α_t x1 + σ_t x0`` of a :class:`PathSchedule`.
+
+    **Training** (:meth:`loss`): ``t ~ U[0, t_max)``; the path sample ``x_t`` (continuous
+    channels on the path, tokens on the mixture path ``κ(t)`` of the token schedule); the
+    network's prediction regresses the target of its parametrization (velocity
+    ``α' x1 + σ' x0``, data ``x1`` or noise ``x0``) with a masked mean squared error, and the
+    token logits the data tokens with a cross-entropy. Terms ``pos``, ``node``, ``edge`` are
+    weighted by ``weights``.
+
+    **Sampling** (:meth:`sample`): from ``prior.sample(template)`` over the times of the
+    sampler options; each step evaluates the network once, moves the continuous channels with
+    the chosen solver and the tokens with the jump sampler: a noisy token is revealed with
+    probability ``(κ(s) - κ(t)) / (1 - κ(t))`` to a draw from ``softmax(logits / T)``. With
+    re-noising ``η > 0`` the detailed-balance rate ``η p_t(y | x1)`` of the mixture path is
+    added (Campbell et al. 2024): every marginal is unchanged but decided tokens may be
+    re-noised and re-decided; in expectation over ``x1`` a token jumps with rate
+    ``(κ'/(1-κ) + η κ) p(x1 = y | x_t) + η (1-κ) p_0(y)``, the last part drawn from the prior.
+    On the last step every token is decided, by argmax or a draw (``final_tokens``).
+
+    **Self-conditioning** (Chen et al. 2023, ``self_conditioning=True``): the network also
+    receives its previous clean-data estimate (positions and continuous channels from the
+    data view of the prediction, probabilities on token channels): in training, half of the
+    batches first run the network without gradient to get it (the others get none); in
+    sampling, each step passes the estimate of the step before. "No estimate" is an all-zero
+    estimate, so every parameter is used in every step (as DistributedDataParallel requires).
+
+    Edges are symmetric with a zero diagonal throughout: continuous edge predictions are
+    symmetrized, token edges use one draw per unordered pair.
+
+    Args:
+        schedule: the path schedule of the continuous channels.
+        prediction: what the network predicts on continuous channels (``"velocity"`` needs
+            ``α σ' - σ α' ≠ 0`` on ``[0, 1)``, which a clamped VP schedule does not have).
+        spec: layout of the categorical channels (``None``: everything continuous).
+        categorical: ``"discrete"`` tokens or ``"continuous"`` one-hot relaxation.
+        token_schedule: ``κ(t)`` of the token mixture path (default ``κ(t) = t``).
+        weights: loss weights of the ``pos``, ``node`` and ``edge`` terms (default 1).
+        self_conditioning: feed the network its previous estimate.
+        time_eps: training times are drawn from ``[0, 1 - time_eps)`` when
+            ``exclude_data_time``; conversions divide by at least ``floor``.
+        exclude_data_time: see ``time_eps``.
+        floor: smallest divisor in conversions between predictions.
+        default_solver: the solver a generator samples with unless told otherwise.
+    """
+
+    def __init__(
+        self,
+        schedule: PathSchedule,
+        *,
+        prediction: Parametrization,
+        spec: CategoricalSpec | None = None,
+        categorical: CategoricalMode = "discrete",
+        token_schedule: TokenSchedule | None = None,
+        weights: Mapping[str, float] | None = None,
+        self_conditioning: bool = False,
+        time_eps: float = 1e-3,
+        exclude_data_time: bool = False,
+        floor: float = 1e-12,
+        default_solver: str = "euler",
+    ) -> None:
+        if prediction not in ("velocity", "data", "epsilon"):
+            raise ValueError(
+                f"unknown prediction {prediction!r}; choose 'velocity', 'data' or 'epsilon'"
+            )
+        if categorical not in ("discrete", "continuous"):
+            raise ValueError(
+                f"unknown categorical mode {categorical!r}; choose 'discrete' or 'continuous'"
+            )
+        unknown = sorted(set(weights or {}) - {"pos", "node", "edge"})
+        if unknown:
+            raise ValueError(f"unknown loss weight(s) {unknown}; the terms are pos, node, edge")
+        if not 0 <= time_eps < 1:
+            raise ValueError(f"time_eps must lie in [0, 1), got {time_eps}")
+        if prediction == "velocity":
+            grid = torch.linspace(0.0, 1.0 - time_eps, 101, dtype=torch.float64)
+            if bool((schedule.determinant(grid).abs() < 1e-9).any()):
+                raise ValueError(
+                    f"velocity prediction is ill-posed on {schedule!r}: α σ' - σ α' vanishes "
+                    "somewhere on [0, 1) (e.g. where a VP schedule clamps ᾱ), so the clean "
+                    "data cannot be recovered from a velocity; predict 'epsilon' or 'data'"
+                )
+        self.schedule = schedule
+        self.prediction: Parametrization = prediction
+        self.spec = spec
+        self.categorical: CategoricalMode = categorical
+        self.token_schedule = token_schedule if token_schedule is not None else PowerTokenSchedule()
+        self.weights = {"pos": 1.0, "node": 1.0, "edge": 1.0, **(weights or {})}
+        self.self_conditioning = bool(self_conditioning)
+        self.time_eps = float(time_eps)
+        self.exclude_data_time = bool(exclude_data_time)
+        self.floor = float(floor)
+        self.default_solver = default_solver
+        discrete = spec is not None and categorical == "discrete"
+        self.layout = ChannelLayout(
+            token_columns=spec.num_categorical_node_columns if discrete and spec else 0,
+            token_edges=bool(discrete and spec is not None and spec.edge_classes is not None),
+        )
+
+    # ------------------------------------------------------------------ channels
+    @property
+    def discrete(self) -> bool:
+        """Whether categorical channels are tokens on a mixture path."""
+        return self.spec is not None and self.categorical == "discrete"
+
+    def check_prior(self, prior: Prior) -> None:
+        channels = prior.channels
+        if channels.pos == "none":
+            raise ValueError(
+                f"{type(self).__name__} moves positions from noise: the prior must draw "
+                "positions (e.g. CenteredGaussianPrior)"
+            )
+        if self.spec is None:
+            return
+        if self.discrete:
+            wants_edges = self.spec.edge_classes is not None
+            if channels.node != "categorical" or (wants_edges and channels.edge != "categorical"):
+                raise ValueError(
+                    "discrete tokens need categorical prior noise on the node and edge "
+                    "channels, e.g. ProductPrior(CenteredGaussianPrior(features=False), "
+                    "CategoricalPrior(spec, 'masked'))"
+                )
+        elif channels.node != "gaussian" or channels.edge not in ("gaussian", "none"):
+            raise ValueError(
+                f"{type(self).__name__} with categorical='continuous' treats categorical "
+                "channels as continuous one-hot vectors (relaxation): use a Gaussian prior on "
+                "features, e.g. CenteredGaussianPrior()"
+            )
+
+    # ------------------------------------------------------------------ path
+    def interpolate(
+        self,
+        x0: GeometricGraph,
+        x1: GeometricGraph,
+        t: PerGraph,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> GeometricGraph:
+        """A path sample at time ``t``: affine on continuous channels, mixture on tokens."""
+        xt = self.schedule.alpha(t) * x1 + self.schedule.sigma(t) * x0
+        node, edge = xt.node, xt.edge
+        if self.discrete and self.spec is not None:
+            kt = self.token_schedule.kappa(t)
+            parts = [
+                mix_tokens(x0.node[..., sl], x1.node[..., sl], kt, edges=False, generator=generator)
+                for sl in self.spec.block_slices()
+            ]
+            node = torch.cat(parts + [node[..., self.layout.token_columns :]], -1)
+            if self.layout.token_edges and x0.edge is not None and x1.edge is not None:
+                edge = mix_tokens(x0.edge, x1.edge, kt, edges=True, generator=generator)
+        m = node_weights(x1.mask, x1.dtype)
+        return GeometricGraph.unchecked(xt.pos * m, node * m, x1.mask, edge)
+
+    # ------------------------------------------------------------------ network
+    def predict(
+        self,
+        model: GraphNetwork,
+        x: GeometricGraph,
+        t: PerGraph,
+        cond: GeometricGraph | None = None,
+    ) -> Prediction:
+        """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond``)."""
+        if self.self_conditioning:
+            if not supports_self_conditioning(model):
+                raise ValueError(
+                    "self_conditioning=True needs a network that accepts cond= (its attribute "
+                    "self_conditioning is true), e.g. CanonTransformer(self_condition=True)"
+                )
+            if cond is None:  # "no estimate yet" is an all-zero estimate (Chen et al. 2023)
+                cond = x.map(torch.zeros_like)
+            raw = model(x, t, cond=cond)  # type: ignore[call-arg]
+        else:
+            raw = model(x, t)
+        check_prediction(raw, x)
+        return Prediction(raw, x, t, self.schedule, self.prediction, self.layout, floor=self.floor)
+
+    def estimate(self, pred: Prediction) -> GeometricGraph:
+        """The clean-data estimate ``x̂1`` behind a prediction (the self-conditioning input).
+
+        Continuous channels from the data view; categorical blocks and token edges as softmax
+        probabilities; detached.
+        """
+        data = pred.data
+        node, edge = data.node, data.edge
+        if self.discrete and self.spec is not None:
+            parts = [torch.softmax(pred.raw.node[..., sl], -1) for sl in self.spec.block_slices()]
+            node = torch.cat(parts + [node[..., self.layout.token_columns :]], -1)
+            if self.layout.token_edges and pred.raw.edge is not None:
+                logits = symmetrize_edges(pred.raw.edge, pred.x.mask)
+                edge = torch.softmax(logits, -1) * pair_mask(pred.x.mask)[..., None].to(
+                    logits.dtype
+                )
+        m = node_weights(pred.x.mask, pred.x.dtype)
+        return GeometricGraph.unchecked(
+            (data.pos * m).detach(),
+            (node * m).detach(),
+            pred.x.mask,
+            None if edge is None else edge.detach(),
+        )
+
+    # ------------------------------------------------------------------ loss
+    def loss(
+        self,
+        model: GraphNetwork,
+        x0: GeometricGraph,
+        x1: GeometricGraph,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> LossOutput:
+        if self.spec is not None:
+            self.spec.check(x1)
+        b = x1.batch_size
+        t = torch.rand(b, generator=generator, dtype=torch.float64, device=x1.device).to(x1.dtype)
+        if self.exclude_data_time:
+            t = t * (1 - self.time_eps)
+        xt = self.interpolate(x0, x1, t, generator=generator)
+        cond = None
+        if self.self_conditioning:
+            coin = torch.rand((), generator=generator, dtype=torch.float64, device=x1.device)
+            if float(coin) < 0.5:
+                with torch.no_grad():
+                    cond = self.estimate(self.predict(model, xt, t, None))
+        raw = self.predict(model, xt, t, cond).raw
+        target = regression_target(self.prediction, self.schedule, x0, x1, t)
+        mask, c = x1.mask, self.layout.token_columns
+        terms: dict[str, Tensor] = {"pos": masked_node_mse(raw.pos, target.pos, mask)}
+        node_terms = []
+        if self.discrete and self.spec is not None:
+            for sl in self.spec.block_slices():
+                node_terms.append(
+                    token_cross_entropy(raw.node[..., sl], x1.node[..., sl], mask, edges=False)
+                )
+        if x1.node.shape[-1] > c:
+            node_terms.append(masked_node_mse(raw.node[..., c:], target.node[..., c:], mask))
+        if node_terms:
+            terms["node"] = torch.stack(node_terms).sum()
+        if x1.edge is not None and x0.edge is not None:
+            assert raw.edge is not None and target.edge is not None
+            if self.layout.token_edges:
+                terms["edge"] = token_cross_entropy(raw.edge, x1.edge, mask, edges=True)
+            else:
+                sym = symmetrize_edges(raw.edge, mask)
+                terms["edge"] = masked_edge_mse(sym, target.edge, mask)
+        total = sum(self.weights[k] * v for k, v in terms.items())
+        assert isinstance(total, Tensor)
+        return LossOutput(total=total, terms=terms)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        model: GraphNetwork,
+        prior: Prior,
+        template: GeometricGraph,
+        options: SamplerOptions,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> GeometricGraph:
+        """Integrate from ``prior.sample(template)`` at t = 0 to data at t = 1."""
+        times = options.times()
+        x = prior.sample(template, generator=generator)
+        b = x.batch_size
+        solver = make_solver(options.solver)
+        cond: GeometricGraph | None = None
+
+        def field(y: GeometricGraph, tau: float) -> Prediction:
+            tv = torch.full((b,), tau, dtype=y.dtype, device=y.device)
+            return self.predict(model, y, tv, cond)
+
+        def fresh_noise() -> GeometricGraph:
+            return prior.noise_prior.sample(template, generator=generator)
+
+        steps = len(times) - 1
+        # converting a data (or, on a VP path, a noise) prediction into a velocity divides by
+        # zero (or multiplies by an infinite slope) at t = 1: solvers must not evaluate there
+        singular = self.prediction == "data" or (
+            self.prediction == "epsilon" and not self.schedule.smooth_at_data
+        )
+        for k in tqdm(range(steps), disable=not progress, desc="sampling", leave=False):
+            t, s = times[k], times[k + 1]
+            pred = field(x, t)
+            if self.self_conditioning:
+                cond = self.estimate(pred)
+            ctx = StepContext(
+                schedule=self.schedule,
+                last=k == steps - 1,
+                singular_at_data=singular,
+                fresh_noise=fresh_noise,
+            )
+            moved = solver.step(field, x, pred, t, s, ctx)
+            x = self._jump(x, moved, pred, t, s, options, prior, generator)
+        x = x.zero_padding()
+        if self.spec is not None and not self.discrete:
+            x = decode_categorical(x, self.spec)
+        return x
+
+    def _jump(
+        self,
+        x: GeometricGraph,
+        moved: GeometricGraph,
+        pred: Prediction,
+        t: float,
+        s: float,
+        options: SamplerOptions,
+        prior: Prior,
+        generator: torch.Generator | None,
+    ) -> GeometricGraph:
+        """Tokens of ``x`` stepped from ``t`` to ``s``, written into the moved state."""
+        if not self.discrete or self.spec is None:
+            return moved
+        logits = pred.raw
+        token_edges = self.layout.token_edges and x.edge is not None and logits.edge is not None
+        p = self.token_schedule.jump_probability(t, s)
+        node = moved.node.clone()
+        if p >= 1.0 and options.final_tokens == "argmax":
+            for sl in self.spec.block_slices():
+                node[..., sl] = argmax_tokens(logits.node[..., sl], x.mask, edges=False)
+            edge = moved.edge
+            if token_edges:
+                edge = argmax_tokens(logits.edge, x.mask, edges=True)  # type: ignore[arg-type]
+            return moved.replace(node=node, edge=edge)
+        source, source_p = None, None
+        eta = options.stochasticity
+        if eta > 0 and p < 1.0:
+            # jump masses of the step: towards the posterior, and the re-noising part
+            k0, h = self.token_schedule.kappa_at(t), s - t
+            w1, w0 = p + h * eta * k0, h * eta * (1.0 - k0)
+            p = min(1.0, w1 + w0)
+            source = prior.sample(moved, generator=generator)
+            source_p = torch.full((x.batch_size,), w0 / (w1 + w0), dtype=x.dtype, device=x.device)
+        jp = torch.full((x.batch_size,), p, dtype=x.dtype, device=x.device)
+        temp = options.temperature
+        for sl in self.spec.block_slices():
+            node[..., sl] = jump_tokens(
+                x.node[..., sl],
+                logits.node[..., sl] / temp,
+                jp,
+                x.mask,
+                edges=False,
+                generator=generator,
+                source=None if source is None else source.node[..., sl],
+                source_prob=source_p,
+            )
+        edge = moved.edge
+        if token_edges:
+            edge = jump_tokens(
+                x.edge,  # type: ignore[arg-type]
+                logits.edge / temp,  # type: ignore[operator]
+                jp,
+                x.mask,
+                edges=True,
+                generator=generator,
+                source=None if source is None else source.edge,
+                source_prob=source_p,
+            )
+        return moved.replace(node=node, edge=edge)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(schedule={self.schedule!r}, prediction={self.prediction!r}, "
+            f"spec={self.spec}, categorical={self.categorical!r})"
+        )

@@ -1,0 +1,756 @@
+"""The CanonFlow recipe on QM9: configuration, cached canonical data, generator, train, sample.
+
+Used by ``examples/molecules/train.py`` and ``sample.py`` (thin command-line front ends) and by
+``benchmarks/canonical_vs_equivariant.py``, so that every method is built by the same code and
+differs only by its configuration.
+
+Methods (all through :class:`symgen.generators.CanonicalGenerator`):
+
+* CanonFlow: canonicalized QM9 (:func:`symgen.canon.geometric_spectral_canonicalizer`, cached
+  once as tensors) → ``CanonTransformer`` → flow matching with an aligned prior and minibatch
+  OT; positions, atom types, charges and bonds generated jointly (discrete flow matching for
+  the categorical channels);
+* augmentation only: ``canonicalize = false, augment = true`` (random S_n × SO(3) per batch);
+* equivariant baselines: ``canonicalize = false, network = "egnn"`` or ``"e3nn"``, centred prior;
+* diffusion instead of flow matching: ``process = "diffusion"``.
+
+Named configurations ship in ``symgen/molecules/configs/`` (``quick``, ``full`` and the method
+overlays ``augment_only``, ``egnn_baseline``, ``e3nn_baseline``, ``diffusion``).
+
+The canonical training data are cached under a key that covers the QM9 build version, the
+split and limits, the feature layout and the canonicalizer's full configuration
+(:func:`symgen.data.load_or_build`): a changed setting rebuilds the cache. A checkpoint holds the
+generator's whole sampling state (size histogram, categorical marginals, sampler defaults,
+feature layout), so :func:`load_generator` samples without QM9.
+"""
+
+import argparse
+import dataclasses
+import sys
+import time
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import numpy as np
+import torch
+
+import symgen
+from symgen.canon import geometric_spectral_canonicalizer
+from symgen.couplings import (
+    AlignedCoupling,
+    AlignedOTCoupling,
+    IndependentCoupling,
+    MinibatchOTCoupling,
+)
+from symgen.data import STORE_FORMAT, GraphStore, canonicalize_store, load_or_build
+from symgen.files import atomic_write_json
+from symgen.generators import (
+    CanonicalGenerator,
+    FlowMatching,
+    PowerTokenSchedule,
+    SamplerOptions,
+    VPDiffusion,
+)
+from symgen.groups import SO3, DirectProduct, SymmetricGroup
+from symgen.models import build_network
+from symgen.molecules.dataset import MoleculeDataset
+from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
+from symgen.molecules.loader import featurize_store
+from symgen.molecules.molecule import Molecule
+from symgen.priors import (
+    AlignedPrior,
+    CategoricalPrior,
+    CategoricalSpec,
+    CenteredGaussianPrior,
+    Prior,
+    ProductPrior,
+)
+from symgen.training import (
+    ExponentialMovingAverage,
+    Trainer,
+    TrainingConfig,
+    TrainingResult,
+    load_checkpoint,
+)
+
+__all__ = [
+    "CanonFlowConfig",
+    "CONFIG_DIR",
+    "CONFIG_NAMES",
+    "PreparedData",
+    "config_from_file",
+    "add_config_arguments",
+    "resolve_config",
+    "validate_config",
+    "prepare_data",
+    "build_generator",
+    "sampler_options",
+    "training_config",
+    "train",
+    "load_generator",
+    "load_reference",
+    "sample_molecules",
+    "evaluate_molecules",
+    "save_samples",
+    "SampleAndEvaluate",
+    "Reference",
+    "sampling_record",
+    "run_info",
+]
+
+#: Folder of the named configurations shipped with the package.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: Named configurations (``quick`` and ``full`` are complete presets; the others are overlays).
+CONFIG_NAMES = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+#: Version of the featurized-and-canonicalized training cache layout.
+CACHE_VERSION = 2
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class CanonFlowConfig:
+    """Every option of a CanonFlow run (config files and command-line flags set these)."""
+
+    # run
+    out_dir: str = _opt("runs/canonflow", "output folder: checkpoints, logs, samples, metrics")
+    seed: int = _opt(0, "base seed: data order, noise and time draws of every step derive from it")
+    device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
+    amp: bool = _opt(False, "bfloat16 autocast for the network (CUDA only)")
+    threads: int = _opt(0, "torch CPU threads (0: torch's default)")
+    progress: bool = _opt(True, "show progress bars")
+    # data
+    qm9_limit: int = _opt(
+        0, "parse only the first N QM9 molecules (0: all; for tests and smoke runs)"
+    )
+    train_limit: int = _opt(
+        0, "use only the first N molecules of the training split (0: all 100,000)"
+    )
+    val_limit: int = _opt(1000, "validation molecules used for the validation loss")
+    cache_dir: str = _opt("", "symgen cache folder for QM9 and the canonical cache ('' = default)")
+    # method
+    canonicalize: bool = _opt(True, "train on the canonical slice (CanonFlow); false for baselines")
+    augment: bool = _opt(
+        False, "random S_n x SO(3) augmentation of each batch (with canonicalize=false)"
+    )
+    process: str = _opt("flow", "generative process", ("flow", "diffusion"))
+    prior: str = _opt(
+        "aligned",
+        "position prior: aligned (canonicalized noise) or centred Gaussian",
+        ("aligned", "centered"),
+    )
+    coupling: str = _opt(
+        "ot", "prior-data coupling", ("independent", "ot", "aligned", "aligned_ot")
+    )
+    categorical: str = _opt(
+        "discrete",
+        "categorical channels: discrete flow matching or continuous relaxation",
+        ("discrete", "continuous"),
+    )
+    categorical_source: str = _opt(
+        "marginal", "categorical prior", ("uniform", "masked", "marginal")
+    )
+    prediction: str = _opt(
+        "velocity",
+        "what the network predicts on positions: velocity, clean data, or noise (diffusion)",
+        ("velocity", "data", "epsilon"),
+    )
+    token_exponent: float = _opt(
+        1.0, "discrete flow: tokens follow the schedule t^k (k > 1: decided after positions)"
+    )
+    self_condition: bool = _opt(
+        False, "self-conditioning: feed the network its previous clean-data estimate"
+    )
+    weight_pos: float = _opt(1.0, "loss weight of the position term")
+    weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
+    weight_edge: float = _opt(1.0, "loss weight of the bond term")
+    # network
+    network: str = _opt("canon_transformer", "network", ("canon_transformer", "egnn", "e3nn"))
+    width: int = _opt(128, "network width (hidden channels; e3nn: scalar channels)")
+    depth: int = _opt(4, "number of layers")
+    heads: int = _opt(8, "attention heads (transformer)")
+    # optimisation
+    batch_size: int = _opt(64, "molecules per batch (per process under DDP)")
+    lr: float = _opt(5e-4, "peak learning rate (AdamW)")
+    weight_decay: float = _opt(0.0, "AdamW weight decay")
+    warmup_steps: int = _opt(200, "linear learning-rate warm-up steps")
+    max_steps: int = _opt(20000, "total optimizer steps")
+    time_budget_min: float = _opt(
+        0.0, "stop after this many minutes of training, over resumed runs (0: no limit)"
+    )
+    grad_clip: float = _opt(1.0, "gradient-norm clipping threshold (0: off)")
+    ema_decay: float = _opt(0.999, "EMA decay of the weights used for sampling")
+    # logging and evaluation
+    log_every: int = _opt(25, "steps between CSV/TensorBoard log rows")
+    val_every: int = _opt(500, "steps between validation losses (0: off)")
+    ckpt_every: int = _opt(250, "steps between checkpoints")
+    eval_every: int = _opt(0, "steps between small sample-and-evaluate rounds (0: off)")
+    eval_samples: int = _opt(64, "molecules sampled in each periodic evaluation")
+    tensorboard: bool = _opt(True, "write TensorBoard logs (needs the 'logging' extra)")
+    # sampling defaults (stored in the checkpoint; sample.py can override each)
+    sample_steps: int = _opt(50, "solver steps when sampling")
+    solver: str = _opt(
+        "",
+        "ODE solver when sampling ('' = the process's default: euler for flow, dpm2m for "
+        "diffusion)",
+        ("", "euler", "heun", "midpoint", "ddim", "dpm2m", "ancestral"),
+    )
+    time_grid: float = _opt(
+        1.0, "sampling time grid t_k = (k/N)^p: p < 1 puts more of the steps near t = 1"
+    )
+    temperature: float = _opt(
+        1.0, "discrete flow: temperature of the token draws while sampling (< 1 sharpens)"
+    )
+    stochasticity: float = _opt(
+        0.0, "discrete flow: rate of detailed-balance re-noising of tokens while sampling"
+    )
+    final_tokens: str = _opt(
+        "argmax",
+        "read-out of atom, charge and bond tokens at the last sampling step: mode or draw",
+        ("argmax", "sample"),
+    )
+    final_samples: int = _opt(1000, "molecules sampled and evaluated at the end (0: skip)")
+    strain_molecules: int = _opt(200, "molecules whose MMFF strain is computed in evaluations")
+
+
+# ---------------------------------------------------------------------------- configuration
+def config_from_file(path_or_name: str | Path) -> dict[str, Any]:
+    """Read a TOML config (a path, or the name of a packaged config) into a flat dict.
+
+    ``[sections]`` are flattened; unknown keys fail with a message naming them.
+    """
+    path = Path(path_or_name)
+    if not path.is_file() and str(path_or_name) in CONFIG_NAMES:
+        path = CONFIG_DIR / f"{path_or_name}.toml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"config file {path_or_name} does not exist (packaged configs: {list(CONFIG_NAMES)})"
+        )
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):  # allow [sections] for readability
+            flat.update(value)
+        else:
+            flat[key] = value
+    known = {f.name for f in fields(CanonFlowConfig)}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown config keys {unknown}")
+    return flat
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--preset``, ``--config`` and one ``--name`` flag per :class:`CanonFlowConfig` field."""
+    parser.add_argument(
+        "--preset", choices=("quick", "full"), help="named preset in symgen/molecules/configs/"
+    )
+    parser.add_argument(
+        "--config",
+        help="a TOML config file or packaged config name, applied after --preset "
+        f"(packaged: {', '.join(n for n in CONFIG_NAMES if n not in ('quick', 'full'))})",
+    )
+    group = parser.add_argument_group("configuration overrides (applied after --preset/--config)")
+    hints = typing.get_type_hints(CanonFlowConfig)
+    for f in fields(CanonFlowConfig):
+        kind = hints[f.name]
+        conv = _parse_bool if kind is bool else kind
+        choices = f.metadata.get("choices")
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=conv,
+            default=None,
+            choices=choices,
+            metavar=None if choices else kind.__name__.upper(),
+            help=f"{f.metadata['help']} (default: {f.default!r})",
+        )
+
+
+def resolve_config(args: argparse.Namespace) -> CanonFlowConfig:
+    """Defaults ← preset ← ``--config`` ← command-line flags; validated."""
+    values: dict[str, Any] = {}
+    if getattr(args, "preset", None):
+        values.update(config_from_file(args.preset))
+    if getattr(args, "config", None):
+        values.update(config_from_file(args.config))
+    for f in fields(CanonFlowConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    cfg = CanonFlowConfig(**values)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: CanonFlowConfig) -> None:
+    """Reject contradictory or out-of-range options with a message naming them."""
+    if cfg.canonicalize and cfg.augment:
+        raise ValueError("canonicalize and augment exclude each other: pick one")
+    if cfg.prior == "aligned" and not cfg.canonicalize:
+        raise ValueError(
+            "prior='aligned' puts noise on the canonical slice; it needs canonicalize=true"
+        )
+    if cfg.self_condition and cfg.network != "canon_transformer":
+        raise ValueError(
+            "self_condition needs a network that accepts the estimate: network='canon_transformer'"
+        )
+    if cfg.process == "flow" and cfg.prediction == "epsilon":
+        raise ValueError("flow matching predicts 'velocity' or 'data', not 'epsilon'")
+    if cfg.process == "diffusion":
+        if cfg.coupling != "independent":
+            raise ValueError("diffusion trains on independent noise: use coupling='independent'")
+        if cfg.prior != "centered":
+            raise ValueError(
+                "diffusion's forward process needs Gaussian noise: use prior='centered'"
+            )
+        if cfg.categorical != "continuous":
+            raise ValueError(
+                "diffusion treats atom types, charges and bonds as continuous one-hot "
+                "channels here: use categorical='continuous'"
+            )
+    for name in (
+        "batch_size",
+        "max_steps",
+        "log_every",
+        "ckpt_every",
+        "sample_steps",
+        "width",
+        "depth",
+    ):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available")
+    sampler_options(cfg)  # sampler settings are checked by SamplerOptions
+
+
+# ---------------------------------------------------------------------------- data
+LAYOUT = FeatureLayout.qm9()
+SPEC = CategoricalSpec(
+    node_blocks=(LAYOUT.num_types, LAYOUT.num_charges), edge_classes=LAYOUT.edge_dim
+)
+
+
+@dataclass
+class PreparedData:
+    """Training and validation graphs (canonical representatives when canonicalizing).
+
+    Attributes:
+        train: the training set as tensors (:class:`~symgen.data.GraphStore`).
+        val: the validation set (the first ``val_limit`` of QM9's validation split).
+        flagged_share: share of training molecules the canonicalizer flagged (near a tie).
+        cache_built: whether the canonical cache was built by this call (else read).
+    """
+
+    train: GraphStore
+    val: GraphStore
+    flagged_share: float
+    cache_built: bool
+
+
+def _layout_dict(layout: FeatureLayout) -> dict[str, list]:
+    return {
+        "elements": list(layout.elements),
+        "charges": list(layout.charges),
+        "bond_orders": list(layout.bond_orders),
+    }
+
+
+def _qm9(cfg: CanonFlowConfig, progress: bool) -> tuple[MoleculeDataset, dict[str, np.ndarray]]:
+    from symgen.molecules.qm9 import load_qm9, qm9_splits
+
+    full = load_qm9(cfg.cache_dir or None, progress=progress, limit=cfg.qm9_limit or None)
+    return full, qm9_splits(len(full))
+
+
+def prepare_data(cfg: CanonFlowConfig, *, progress: bool = True) -> PreparedData:
+    """QM9 (parsed once, cached), split, featurized and canonicalized once (cached as tensors).
+
+    The canonical cache key covers the QM9 build version, the limits, the split, the feature
+    layout, the cache layout version and the canonicalizer's full configuration.
+    """
+    from symgen.molecules.cache import resolve_cache_dir
+    from symgen.molecules.qm9 import QM9_CACHE_VERSION
+
+    full, split = _qm9(cfg, progress)
+    train_idx = split["train"][: cfg.train_limit] if cfg.train_limit else split["train"]
+    featurizer = MolecularFeaturizer(LAYOUT)
+    val = featurize_store(full.subset(split["valid"][: cfg.val_limit]), featurizer)
+    if not cfg.canonicalize:
+        train = featurize_store(full.subset(train_idx), featurizer, progress=progress)
+        return PreparedData(train=train, val=val, flagged_share=0.0, cache_built=False)
+    canon = geometric_spectral_canonicalizer()
+    key = {
+        "what": "canonical QM9 training set",
+        "version": CACHE_VERSION,
+        "store": STORE_FORMAT,
+        "qm9_build": QM9_CACHE_VERSION,
+        "qm9_limit": cfg.qm9_limit,
+        "train_limit": cfg.train_limit,
+        "split": "cormorant-edm",
+        "layout": _layout_dict(LAYOUT),
+        "canonicalizer": canon.config(),
+    }
+
+    def build() -> GraphStore:
+        store = featurize_store(
+            full.subset(train_idx), MolecularFeaturizer(LAYOUT, dtype=torch.float64)
+        )
+        return canonicalize_store(
+            store, canon, batch_size=1024, progress=progress, dtype=torch.float32
+        )
+
+    folder = resolve_cache_dir(cfg.cache_dir or None) / "qm9"
+    train, built = load_or_build(folder, "canonical_train", key, build)
+    val = canonicalize_store(val, canon, progress=False)
+    flagged = float(train.graph_data["flagged"].double().mean())
+    return PreparedData(train=train, val=val, flagged_share=flagged, cache_built=built)
+
+
+# ---------------------------------------------------------------------------- generator
+def network_kwargs(cfg: CanonFlowConfig) -> dict[str, Any]:
+    """Network constructor arguments for the chosen architecture."""
+    io = dict(
+        node_in=LAYOUT.node_dim,
+        node_out=LAYOUT.node_dim,
+        edge_in=LAYOUT.edge_dim,
+        edge_out=LAYOUT.edge_dim,
+    )
+    if cfg.network == "canon_transformer":
+        return dict(
+            io, width=cfg.width, depth=cfg.depth, heads=cfg.heads, self_condition=cfg.self_condition
+        )
+    if cfg.network == "egnn":
+        return dict(io, width=cfg.width, depth=cfg.depth)
+    return dict(io, scalars=cfg.width, vectors=max(4, cfg.width // 4), depth=cfg.depth)
+
+
+def sampler_options(cfg: CanonFlowConfig) -> SamplerOptions:
+    """The sampler defaults of a run (saved in its checkpoints)."""
+    solver = cfg.solver or ("euler" if cfg.process == "flow" else "dpm2m")
+    return SamplerOptions(
+        steps=cfg.sample_steps,
+        solver=solver,  # type: ignore[arg-type]
+        time_grid=cfg.time_grid,
+        temperature=cfg.temperature,
+        stochasticity=cfg.stochasticity,
+        final_tokens=cfg.final_tokens,  # type: ignore[arg-type]
+    )
+
+
+def _categorical_prior(cfg: CanonFlowConfig, data: PreparedData | None) -> CategoricalPrior:
+    if cfg.categorical_source != "marginal":
+        return CategoricalPrior(SPEC, cfg.categorical_source)
+    if data is None:  # a placeholder, replaced by the marginals of a checkpoint
+        return CategoricalPrior(
+            SPEC,
+            "marginal",
+            node_marginals=[torch.ones(k) for k in SPEC.node_blocks],
+            edge_marginal=torch.ones(LAYOUT.edge_dim),
+        )
+    stats = data.train.batch(np.arange(min(len(data.train), 4000)))
+    return CategoricalPrior.from_data(stats, SPEC, pseudo_count=1.0)
+
+
+def build_generator(cfg: CanonFlowConfig, data: PreparedData | None = None) -> CanonicalGenerator:
+    """Assemble canonicalizer, prior, coupling, process and network as the config says.
+
+    With ``data`` the size histogram and categorical marginals come from the training set;
+    without it they are placeholders, to be replaced by ``load_state_dict`` of a checkpoint
+    (see :func:`load_generator`).
+    """
+    categorical = _categorical_prior(cfg, data)
+    canonicalizer = geometric_spectral_canonicalizer() if cfg.canonicalize else None
+    if cfg.categorical == "continuous":  # one-hot relaxation: Gaussian noise on every channel
+        prior: Prior = CenteredGaussianPrior()
+    else:
+        prior = ProductPrior(CenteredGaussianPrior(features=False), categorical)
+    if cfg.prior == "aligned":
+        prior = AlignedPrior(prior, geometric_spectral_canonicalizer())
+    coupling = {
+        "independent": IndependentCoupling,
+        "ot": MinibatchOTCoupling,
+        "aligned": AlignedCoupling,
+        "aligned_ot": AlignedOTCoupling,
+    }[cfg.coupling]()
+    weights = {"pos": cfg.weight_pos, "node": cfg.weight_node, "edge": cfg.weight_edge}
+    if cfg.process == "flow":
+        process: Any = FlowMatching(
+            prediction=cfg.prediction,  # type: ignore[arg-type]
+            spec=SPEC,
+            categorical=cfg.categorical,  # type: ignore[arg-type]
+            token_schedule=PowerTokenSchedule(cfg.token_exponent),
+            self_conditioning=cfg.self_condition,
+            weights=weights,
+        )
+    else:
+        process = VPDiffusion(
+            prediction="epsilon" if cfg.prediction == "velocity" else cfg.prediction,  # type: ignore[arg-type]
+            spec=SPEC,
+            self_conditioning=cfg.self_condition,
+            weights=weights,
+        )
+    model = build_network(cfg.network, **network_kwargs(cfg))
+    augment = DirectProduct(SymmetricGroup(), SO3()) if cfg.augment else None
+    sizes = None if data is None else torch.bincount(data.train.num_nodes).to(torch.float64)
+    return CanonicalGenerator(
+        canonicalizer,
+        prior,
+        coupling,
+        process,
+        model,
+        assume_canonical=cfg.canonicalize,
+        augment_group=augment,
+        sizes=sizes,
+        node_dim=LAYOUT.node_dim,
+        edge_dim=LAYOUT.edge_dim,
+        sampler=sampler_options(cfg),
+        metadata={"recipe": "canonflow", "layout": _layout_dict(LAYOUT)},
+    )
+
+
+def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
+    """The library loop's settings of a run."""
+    return TrainingConfig(
+        max_steps=cfg.max_steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        time_budget_s=cfg.time_budget_min * 60,
+        grad_clip=cfg.grad_clip,
+        ema_decay=cfg.ema_decay,
+        seed=cfg.seed,
+        log_every=cfg.log_every,
+        ckpt_every=cfg.ckpt_every,
+        val_every=cfg.val_every,
+        device=cfg.device,
+        amp=cfg.amp,
+        progress=cfg.progress,
+        tensorboard=cfg.tensorboard,
+    )
+
+
+def run_info(cfg: CanonFlowConfig) -> dict[str, Any]:
+    """What a checkpoint records about the run (the recipe and its whole config)."""
+    return {"recipe": "canonflow", "config": dataclasses.asdict(cfg), "symgen": symgen.__version__}
+
+
+def eprint(*args: Any) -> None:
+    """Print to stderr (keeps stdout for results)."""
+    print(*args, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Reference:
+    """What the evaluator compares samples with: QM9's training molecules and SMILES."""
+
+    molecules: MoleculeDataset
+    smiles: list[str]
+
+
+class SampleAndEvaluate:
+    """A training hook: sample with the EMA weights and score stability and validity.
+
+    Args:
+        every: steps between rounds.
+        num: molecules per round.
+        reference: the evaluator's reference (see :func:`load_reference`).
+    """
+
+    def __init__(self, every: int, num: int, reference: Reference) -> None:
+        self.every = int(every)
+        self.num = int(num)
+        self.reference = reference
+
+    def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
+        with trainer.averaged() as gen:
+            mols, _ = sample_molecules(gen, self.num, seed=step, progress=False)  # type: ignore[arg-type]
+        rep = evaluate_molecules(mols, self.reference, strain_molecules=0)
+        return {k: rep[k] for k in ("molecule_stability", "validity") if k in rep.metrics}
+
+
+def train(
+    cfg: CanonFlowConfig, *, resume: bool = False, hooks: Sequence[Any] = ()
+) -> tuple[CanonicalGenerator, Trainer, TrainingResult] | None:
+    """Prepare the data, build the generator and train it with the library loop.
+
+    Returns ``(generator, trainer, result)`` on the main process (``None`` on other ranks of
+    a DDP run), the generator holding its last weights (the EMA is ``trainer.ema``).
+    """
+    from symgen.training import init_distributed
+
+    rank, world, cfg.device = init_distributed(cfg.device)
+    main = rank == 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    data = prepare_data(cfg, progress=cfg.progress and main)
+    torch.manual_seed(cfg.seed)  # network initialisation only; training draws use step generators
+    gen = build_generator(cfg, data)
+    hooks = list(hooks)
+    if cfg.eval_every and main:
+        hooks.append(SampleAndEvaluate(cfg.eval_every, cfg.eval_samples, load_reference(cfg)))
+    trainer = Trainer(
+        gen,
+        data.train,
+        training_config(cfg),
+        out_dir=cfg.out_dir,
+        val_data=data.val,
+        hooks=hooks,
+        run_info=run_info(cfg),
+    )
+    if main:
+        atomic_write_json(Path(cfg.out_dir) / "config.json", dataclasses.asdict(cfg))
+        params = sum(p.numel() for p in gen.parameters() if p.requires_grad)
+        eprint(
+            f"{cfg.network}: {params:,} parameters | method: canonicalize={cfg.canonicalize} "
+            f"augment={cfg.augment} prior={cfg.prior} coupling={cfg.coupling} "
+            f"process={cfg.process} | train {len(data.train):,} molecules (flagged "
+            f"{100 * data.flagged_share:.2f}%), {len(trainer.batcher)} steps/epoch | data ready "
+            f"in {time.perf_counter() - t_start:.0f} s"
+            + (" (canonical cache built)" if data.cache_built else "")
+        )
+    result = trainer.fit(resume=resume)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    if not main:
+        return None
+    eprint(
+        f"trained {result.step} steps ({result.steps_this_run} this run) in "
+        f"{result.train_seconds / 60:.1f} min of training"
+        + (" (time budget reached)" if result.stopped_by == "time_budget" else "")
+    )
+    return gen, trainer, result
+
+
+# ---------------------------------------------------------------------------- sampling
+def load_generator(
+    checkpoint: str | Path, *, ema: bool = True, device: str = "cpu"
+) -> tuple[CanonicalGenerator, CanonFlowConfig, dict[str, Any]]:
+    """A generator ready to sample, from a training checkpoint alone (no dataset).
+
+    Returns ``(generator, config, checkpoint state)``; with ``ema`` the weights are the EMA's.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        ValueError: not a CanonFlow checkpoint.
+    """
+    state = load_checkpoint(checkpoint, map_location=device)
+    run = state.get("run", {})
+    if run.get("recipe") != "canonflow":
+        raise ValueError(f"{checkpoint} is not a CanonFlow training checkpoint")
+    cfg = CanonFlowConfig(**run["config"])
+    cfg.device = device
+    gen = build_generator(cfg).to(device)
+    gen.load_state_dict(state["generator"])
+    if ema:
+        average = ExponentialMovingAverage(gen)
+        average.load_state_dict(state["ema"])
+        average.copy_to(gen)
+    gen.eval()
+    return gen, cfg, state
+
+
+@torch.no_grad()
+def sample_molecules(
+    gen: CanonicalGenerator,
+    num: int,
+    *,
+    seed: int,
+    batch_size: int = 250,
+    progress: bool = True,
+    **sampler: Any,
+) -> tuple[list[Molecule], float]:
+    """Draw ``num`` symmetrized molecules (sizes from the training histogram), decoded.
+
+    ``sampler`` overrides the generator's sampler defaults (``steps``, ``solver``, ...).
+    Returns the molecules and the sampling rate in molecules per second.
+    """
+    from tqdm.auto import tqdm
+
+    layout = FeatureLayout(**{k: tuple(v) for k, v in gen.metadata["layout"].items()})
+    featurizer = MolecularFeaturizer(layout)
+    device = next(gen.parameters()).device
+    steps = sampler.get("steps") or gen.sampler.steps
+    g = torch.Generator(device=device).manual_seed(seed)
+    out: list[Molecule] = []
+    t0 = time.perf_counter()
+    with tqdm(total=num, desc=f"sampling ({steps} steps)", disable=not progress, unit="mol") as bar:
+        while len(out) < num:
+            b = min(batch_size, num - len(out))
+            x = gen.sample(b, generator=g, **sampler)
+            out.extend(featurizer.decode(x.to(device="cpu", dtype=torch.float32)))
+            bar.update(b)
+    return out, num / max(time.perf_counter() - t0, 1e-9)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def load_reference(cfg: CanonFlowConfig, *, progress: bool = False) -> Reference:
+    """The training split of QM9 as the evaluator's reference (cached parse; no canonicalizing)."""
+    full, split = _qm9(cfg, progress)
+    train_idx = split["train"][: cfg.train_limit] if cfg.train_limit else split["train"]
+    return Reference(full.subset(train_idx), [full.smiles[i] for i in split["train"]])
+
+
+def evaluate_molecules(
+    molecules: list[Molecule], reference: Reference, *, strain_molecules: int = 200
+) -> Any:
+    """Score with :func:`symgen.molecules.evaluate.evaluate` against the QM9 training split."""
+    from symgen.molecules.evaluate import evaluate
+
+    return evaluate(
+        molecules,
+        reference=reference.molecules,
+        reference_smiles=reference.smiles,
+        max_strain_molecules=strain_molecules,
+        max_reference_molecules=5000,
+    )
+
+
+def save_samples(
+    molecules: list[Molecule], report: Any, out_dir: str | Path, *, grid: int = 24
+) -> None:
+    """Write samples.sdf, samples.xyz, samples.png (first ``grid``) and metrics.json."""
+    from rdkit import RDLogger
+
+    from symgen.molecules import io as mio
+    from symgen.molecules.pictures import draw_grid_png
+
+    RDLogger.DisableLog("rdApp.*")  # invalid samples are expected; the report counts them
+    out_dir = Path(out_dir)
+    mio.write_sdf(molecules, out_dir / "samples.sdf")
+    mio.write_xyz(molecules, out_dir / "samples.xyz")
+    try:
+        draw_grid_png(molecules[:grid], out_dir / "samples.png")
+    except Exception as err:  # drawing is a convenience; never lose the metrics over it
+        eprint(f"could not draw the PNG grid: {err}")
+    report.write_json(out_dir / "metrics.json")
+
+
+def sampling_record(
+    gen: CanonicalGenerator, state: Mapping[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """What ``sampling.json`` records: the sampler settings used and the run's facts."""
+    return {**extra, "checkpoint_step": int(state["step"]), **gen.sampler.to_dict()}

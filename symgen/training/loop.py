@@ -1,0 +1,505 @@
+"""The training loop: any generator with a ``loss(batch)``, on any graph data.
+
+:class:`Trainer` runs AdamW with a warm-up and cosine learning-rate schedule, gradient
+clipping, an exponential moving average of the weights, a time budget, a progress bar, CSV
+(and optionally TensorBoard) logs, periodic validation and hooks (e.g. sample-and-evaluate),
+atomic checkpoints with exact resumption, and DistributedDataParallel under ``torchrun``.
+
+Exact resumption: step ``s`` draws all its randomness from ``step_generator`` and its batch
+from the order of its epoch (:mod:`symgen.training.seeds`), so a run killed at any moment (in
+the middle of a checkpoint write included) and resumed from its last checkpoint replays the
+remaining steps exactly as the uninterrupted run would.
+"""
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from symgen.data import GraphSource, PaddedGraphs, SizeBucketBatcher
+from symgen.state import GeometricGraph
+from symgen.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    remove_partial_writes,
+    save_checkpoint,
+)
+from symgen.training.ema import ExponentialMovingAverage
+from symgen.training.logs import CSVLogger
+from symgen.training.seeds import epoch_generator, mix_seed, step_generator
+
+__all__ = [
+    "TrainingConfig",
+    "Trainer",
+    "TrainingResult",
+    "Hook",
+    "learning_rate",
+    "init_distributed",
+]
+
+
+@dataclass
+class TrainingConfig:
+    """Settings of the training loop (the model and data are the trainer's arguments).
+
+    Attributes:
+        max_steps: total optimizer steps (the schedule's length with ``schedule_clock="steps"``).
+        batch_size: graphs per step (per process under DDP).
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        final_lr_fraction: the cosine decays to this fraction of ``lr``.
+        schedule_clock: ``"steps"`` anneals over ``max_steps``; ``"time"`` over
+            ``time_budget_s`` of training (so runs of different speed anneal alike).
+        time_budget_s: stop after this many seconds of training, summed over resumed runs
+            (0: no limit).
+        grad_clip: gradient-norm clipping threshold (0: off).
+        ema_decay: decay of the weight average used for validation, hooks and sampling.
+        seed: base seed of the data order and of every step's draws.
+        log_every: steps between log rows (each row has the step's loss and terms and
+            ``loss_window``, the mean loss since the previous row).
+        ckpt_every: steps between checkpoints (one is also written at the end).
+        val_every: steps between validation losses (0: off; needs validation data).
+        bucket_batches: batches per size-sorted pool of the batcher (1: plain random batches).
+        device: torch device.
+        amp: bfloat16 autocast of the loss on CUDA.
+        progress: show a progress bar.
+        tensorboard: also write TensorBoard scalars (needs the ``logging`` extra).
+    """
+
+    max_steps: int = 10_000
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    final_lr_fraction: float = 0.1
+    schedule_clock: Literal["steps", "time"] = "steps"
+    time_budget_s: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 25
+    ckpt_every: int = 250
+    val_every: int = 0
+    bucket_batches: int = 50
+    device: str = "cpu"
+    amp: bool = False
+    progress: bool = True
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "log_every", "ckpt_every", "bucket_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "val_every", "time_budget_s", "grad_clip", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction must lie in [0, 1], got {self.final_lr_fraction}")
+        if self.schedule_clock not in ("steps", "time"):
+            raise ValueError(f"schedule_clock must be 'steps' or 'time', got {self.schedule_clock}")
+        if self.schedule_clock == "time" and not self.time_budget_s > 0:
+            raise ValueError("schedule_clock='time' anneals over time_budget_s: set it > 0")
+
+
+def learning_rate(step: int, train_seconds: float, cfg: TrainingConfig) -> float:
+    """Linear warm-up, then cosine decay to ``final_lr_fraction`` of the peak.
+
+    ``lr_k = lr · min(1, k / warmup) · (f + (1 - f) · ½ (1 + cos π p))`` with ``p`` the
+    progress after the warm-up: ``(k - warmup) / (max_steps - warmup)`` on the step clock,
+    ``seconds / time_budget_s`` on the time clock (clamped to [0, 1]).
+
+    Examples:
+        >>> cfg = TrainingConfig(lr=1.0, warmup_steps=10, max_steps=110, final_lr_fraction=0.1)
+        >>> [round(learning_rate(k, 0.0, cfg), 3) for k in (5, 10, 60, 110)]
+        [0.5, 1.0, 0.55, 0.1]
+    """
+    warm = min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    if cfg.schedule_clock == "steps":
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = (step - cfg.warmup_steps) / span
+    else:
+        progress = train_seconds / cfg.time_budget_s
+    progress = min(1.0, max(0.0, progress))
+    f = cfg.final_lr_fraction
+    return cfg.lr * warm * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@runtime_checkable
+class Hook(Protocol):
+    """Something to run every ``every`` steps on the main process, e.g. sample-and-evaluate.
+
+    ``hook(trainer, step)`` returns metrics to log (or ``None``). Use
+    ``with trainer.averaged():`` to run it on the EMA weights in evaluation mode.
+    """
+
+    every: int
+
+    def __call__(self, trainer: "Trainer", step: int) -> Mapping[str, float] | None: ...
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a call of :meth:`Trainer.fit` did.
+
+    Attributes:
+        step: the last step reached (over all resumed runs).
+        steps_this_run: steps taken by this call.
+        train_seconds: training time over all resumed runs.
+        final_loss: mean training loss of the last logged window (``nan`` if none).
+        stopped_by: ``"max_steps"`` or ``"time_budget"``.
+    """
+
+    step: int
+    steps_this_run: int
+    train_seconds: float
+    final_loss: float
+    stopped_by: str
+
+
+def init_distributed(device: str) -> tuple[int, int, str]:
+    """Start the process group when launched by ``torchrun`` (``WORLD_SIZE > 1``).
+
+    Returns ``(rank, world_size, device)``: NCCL and the local GPU for CUDA, Gloo on the CPU;
+    ``(0, 1, device)`` without ``torchrun``.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    cuda = device.startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+class _LossModule(nn.Module):
+    """``forward(batch, generator) -> LossOutput``, so that DDP can wrap the whole loss."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, batch: GeometricGraph, rng: torch.Generator):  # noqa: ANN201
+        return self.generator.loss(batch, generator=rng)
+
+
+def _eprint(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+class Trainer:
+    """Train ``generator`` (an ``nn.Module`` with ``loss(batch, generator=...)``) on ``data``.
+
+    Args:
+        generator: e.g. a :class:`~symgen.generators.CanonicalGenerator`.
+        data: training graphs: a :class:`~symgen.data.GraphSource` (e.g. a
+            :class:`~symgen.data.GraphStore`) or one padded :class:`GeometricGraph`.
+        config: the loop's settings.
+        out_dir: folder of ``checkpoint.pt`` and ``log.csv`` (``None``: no files).
+        val_data: validation graphs for the validation loss (same forms as ``data``).
+        hooks: run every ``hook.every`` steps on the main process (see :class:`Hook`).
+        run_info: JSON-ready description of the run (e.g. a recipe config), stored in every
+            checkpoint under ``"run"``.
+        log: where progress messages go (default: standard error).
+
+    Examples:
+        >>> from symgen.generators import CanonicalGenerator, FlowMatching
+        >>> from symgen.models import build_network
+        >>> from symgen.priors import CenteredGaussianPrior
+        >>> from symgen.testing import make_graph
+        >>> data = make_graph([4, 5, 3, 4] * 4, num_types=2, seed=0)
+        >>> net = build_network("egnn", node_in=2, node_out=2, width=8, depth=1)
+        >>> gen = CanonicalGenerator(None, CenteredGaussianPrior(features=False), None,
+        ...                          FlowMatching(weights={"node": 0.0}), net, node_dim=2)
+        >>> cfg = TrainingConfig(max_steps=3, batch_size=4, warmup_steps=1, progress=False)
+        >>> Trainer(gen, data, cfg).fit().step
+        3
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        data: GraphSource | GeometricGraph,
+        config: TrainingConfig,
+        *,
+        out_dir: str | os.PathLike | None = None,
+        val_data: GraphSource | GeometricGraph | None = None,
+        hooks: Sequence[Hook] = (),
+        run_info: Mapping[str, Any] | None = None,
+        log: Callable[..., None] = _eprint,
+    ) -> None:
+        self.generator = generator
+        self.data = PaddedGraphs(data) if isinstance(data, GeometricGraph) else data
+        self.val_data = PaddedGraphs(val_data) if isinstance(val_data, GeometricGraph) else val_data
+        self.config = config
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.hooks = list(hooks)
+        self.run_info = dict(run_info or {})
+        self.log = log
+        if dist.is_available() and dist.is_initialized():
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        else:
+            self.rank, self.world = 0, 1
+        self.device = torch.device(config.device)
+        self.generator.to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in generator.parameters() if p.requires_grad],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+        )
+        self.ema = ExponentialMovingAverage(generator, decay=config.ema_decay)
+        self.step = 0
+        self.train_seconds = 0.0
+        self._last_window: list[float] = []
+        self.batcher = SizeBucketBatcher(
+            self.data.num_nodes.numpy(),
+            config.batch_size * self.world,
+            bucket_batches=config.bucket_batches,
+            drop_last=True,
+        )
+        if len(self.batcher) == 0:
+            raise ValueError(
+                f"the training set ({len(self.data)} graphs) is smaller than one batch "
+                f"({config.batch_size * self.world})"
+            )
+        for hook in self.hooks:
+            if getattr(hook, "every", 0) < 1:
+                raise ValueError(f"hook {hook!r} needs an 'every' of at least 1 step")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def is_main(self) -> bool:
+        """Whether this is the process that logs, evaluates and writes files (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``out_dir/checkpoint.pt`` (``None`` without an output folder)."""
+        return None if self.out_dir is None else self.out_dir / "checkpoint.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (the checkpoint's payload)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "generator": self.generator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict(),
+            "training": asdict(self.config),
+            "run": self.run_info,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"not a {CHECKPOINT_FORMAT} checkpoint (format {state.get('format')!r})"
+            )
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.load_state_dict(state["ema"])
+        self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (main process; every process waits for it)."""
+        path = self.checkpoint_path
+        if path is not None and self.is_main:
+            save_checkpoint(path, self.state_dict())
+        if self.world > 1:
+            dist.barrier()
+
+    @contextmanager
+    def averaged(self) -> Iterator[nn.Module]:
+        """The generator with its EMA weights, in evaluation mode (both restored on exit)."""
+        was_training = self.generator.training
+        with self.ema.averaged(self.generator):
+            self.generator.eval()
+            try:
+                yield self.generator
+            finally:
+                self.generator.train(was_training)
+
+    # ------------------------------------------------------------------ loop
+    def _batches(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(step, indices of this process)`` from ``self.step + 1`` on, epoch after epoch."""
+        per_epoch = len(self.batcher)
+        cached: tuple[int, list[np.ndarray]] | None = None
+        step = self.step
+        while True:
+            step += 1
+            epoch, j = divmod(step - 1, per_epoch)
+            if cached is None or cached[0] != epoch:
+                cached = (epoch, self.batcher.epoch(epoch_generator(self.config.seed, epoch)))
+            yield step, cached[1][j][self.rank :: self.world]
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Mean loss over the validation data (fixed draws per batch), current weights."""
+        if self.val_data is None:
+            raise ValueError("no validation data was given")
+        batcher = SizeBucketBatcher(
+            self.val_data.num_nodes.numpy(), self.config.batch_size, shuffle=False
+        )
+        total, count = 0.0, 0
+        for i, idx in enumerate(batcher.epoch()):
+            batch = self.val_data.batch(torch.from_numpy(idx)).to(device=self.device)
+            rng = step_generator(self.config.seed + 7919, i, self.device)
+            out = self.generator.loss(batch, generator=rng)
+            total += float(out.total) * len(idx)
+            count += len(idx)
+        return total / max(count, 1)
+
+    def fit(self, *, resume: bool = False) -> TrainingResult:
+        """Train until ``max_steps`` or the time budget; checkpoint, log and run hooks.
+
+        With ``resume=True`` the run continues from ``out_dir/checkpoint.pt`` (which must
+        exist); without it an existing checkpoint is overwritten.
+        """
+        cfg = self.config
+        path = self.checkpoint_path
+        if resume:
+            if path is None or not path.is_file():
+                raise FileNotFoundError(
+                    f"resume was asked for but there is no checkpoint at {path}"
+                )
+            self.load_state_dict(load_checkpoint(path, map_location=self.device))
+            if self.is_main:
+                remove_partial_writes(path)
+                self.log(f"resumed from {path} at step {self.step}")
+        elif self.is_main and path is not None and path.exists():
+            self.log(f"note: {path} exists and will be overwritten (resume to continue it)")
+        logger = writer = None
+        if self.is_main and self.out_dir is not None:
+            logger = CSVLogger(self.out_dir / "log.csv", resume_step=self.step if resume else None)
+            writer = self._tensorboard()
+        model: nn.Module = _LossModule(self.generator)
+        if self.world > 1:
+            model = nn.parallel.DistributedDataParallel(model)
+        start_step, window_losses = self.step, []
+        window_graphs, window_t = 0, time.perf_counter()
+        budget = cfg.time_budget_s if cfg.time_budget_s > 0 else math.inf
+        stopped_by = "max_steps"
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            desc="train",
+            disable=not (cfg.progress and self.is_main),
+        )
+        self.generator.train()
+        batches = self._batches()
+        while self.step < cfg.max_steps:
+            t0 = time.perf_counter()
+            step, idx = next(batches)
+            batch = self.data.batch(torch.from_numpy(idx)).to(device=self.device)
+            lr = learning_rate(step, self.train_seconds, cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            rng = step_generator(mix_seed(cfg.seed, 4, self.rank), step, self.device)
+            with torch.autocast(
+                device_type=self.device.type,
+                dtype=torch.bfloat16,
+                enabled=cfg.amp and self.device.type == "cuda",
+            ):
+                loss = model(batch, rng)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), clip)
+            self.optimizer.step()
+            self.ema.update(self.generator)
+            self.step = step
+            terms = loss.item()
+            if not math.isfinite(terms["total"]):
+                raise FloatingPointError(
+                    f"the training loss is {terms['total']} at step {step} (terms {terms}); "
+                    "lower the learning rate or check the data"
+                )
+            window_losses.append(terms["total"])
+            window_graphs += len(idx) * self.world
+            self.train_seconds += time.perf_counter() - t0
+            bar.update(1)
+            over_budget = self.train_seconds > budget
+            if self.is_main and (step % cfg.log_every == 0 or step == cfg.max_steps or over_budget):
+                rate = window_graphs / max(time.perf_counter() - window_t, 1e-9)
+                row = {
+                    "step": step,
+                    "loss": terms["total"],
+                    "loss_window": float(np.mean(window_losses)),
+                    **{f"loss_{k}": v for k, v in terms.items() if k != "total"},
+                    "grad_norm": float(grad_norm),
+                    "lr": lr,
+                    "graphs_per_s": rate,
+                    "train_seconds": self.train_seconds,
+                }
+                if logger is not None:
+                    logger.log(row)
+                self._scalars(writer, "train", row, step)
+                bar.set_postfix(loss=f"{terms['total']:.3f}", graphs_s=f"{rate:.0f}")
+                self._last_window = list(window_losses)
+                window_losses, window_graphs, window_t = [], 0, time.perf_counter()
+            due = cfg.val_every and step % cfg.val_every == 0
+            if self.is_main and due and self.val_data is not None:
+                with self.averaged():
+                    val = self.validation_loss()
+                self.log(f"step {step}: validation loss (EMA) {val:.4f}")
+                self._scalars(writer, "val", {"loss": val}, step)
+            if over_budget:
+                stopped_by = "time_budget"
+            if step % cfg.ckpt_every == 0 or step == cfg.max_steps or over_budget:
+                self.save_checkpoint()
+            if self.is_main:
+                for hook in self.hooks:
+                    if step % hook.every == 0:
+                        metrics = hook(self, step)
+                        if metrics:
+                            self.log(f"step {step}: {dict(metrics)}")
+                            self._scalars(writer, "hook", metrics, step)
+            if over_budget:
+                break
+        bar.close()
+        if writer is not None:
+            writer.close()
+        last = window_losses or self._last_window
+        return TrainingResult(
+            step=self.step,
+            steps_this_run=self.step - start_step,
+            train_seconds=self.train_seconds,
+            final_loss=float(np.mean(last)) if last else math.nan,
+            stopped_by=stopped_by,
+        )
+
+    # ------------------------------------------------------------------ logging
+    def _tensorboard(self) -> Any:
+        if not self.config.tensorboard or self.out_dir is None:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.log("tensorboard is not installed: CSV logs only (pip install 'symgen[logging]')")
+            return None
+        return SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step + 1)
+
+    @staticmethod
+    def _scalars(writer: Any, prefix: str, values: Mapping[str, Any], step: int) -> None:
+        if writer is None:
+            return
+        for key, value in values.items():
+            if key != "step":
+                writer.add_scalar(f"{prefix}/{key}", float(value), step)
