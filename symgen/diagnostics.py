@@ -15,6 +15,7 @@ straighten the pairs; both lower ``V``. :func:`conditional_variance` measures it
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -169,7 +170,7 @@ def conditional_variance(
     coupling: Coupling | None = None,
     *,
     times: Sequence[float] | None = None,
-    estimator: str = "knn",
+    estimator: Literal["gaussian", "knn"] = "knn",
     neighbours: int = 8,
     batch_size: int = 256,
     prior_std: float = 1.0,

@@ -8,7 +8,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from symgen.couplings.base import Coupled, Coupling, check_same_layout, pair_cost
-from symgen.couplings.ot import assignment, size_classes
+from symgen.couplings.ot import AssignmentSolver, assignment, size_classes
 from symgen.groups import Permutation, SymmetricGroup
 from symgen.shapes import PerGraph, Permutations, Positions, Rotations
 from symgen.state import GeometricGraph
@@ -172,7 +172,11 @@ class AlignedOTCoupling(Coupling):
     """
 
     def __init__(
-        self, *, feature_weight: float = 0.0, iterations: int = 2, solver: str = "auto"
+        self,
+        *,
+        feature_weight: float = 0.0,
+        iterations: int = 2,
+        solver: AssignmentSolver = "auto",
     ) -> None:
         self.feature_weight = float(feature_weight)
         self.iterations = int(iterations)

@@ -1,5 +1,7 @@
 """Minibatch optimal-transport couplings (exact plans: POT's network simplex or SciPy)."""
 
+from typing import Literal
+
 import numpy as np
 import torch
 from jaxtyping import Float, Int
@@ -9,7 +11,10 @@ from symgen.couplings.base import Coupled, Coupling, check_same_layout, pairwise
 from symgen.shapes import PerGraphInt
 from symgen.state import GeometricGraph
 
-__all__ = ["MinibatchOTCoupling", "assignment"]
+__all__ = ["MinibatchOTCoupling", "assignment", "AssignmentSolver"]
+
+#: Assignment solvers: POT's exact ``ot.emd``, SciPy's Hungarian, or POT when installed.
+AssignmentSolver = Literal["auto", "pot", "scipy"]
 
 
 def _scipy_assignment(cost: np.ndarray) -> np.ndarray:
@@ -34,7 +39,7 @@ def _pot_assignment(cost: np.ndarray) -> np.ndarray | None:
     return src.astype(np.int64)
 
 
-def assignment(cost: Float[Tensor, "m k"], solver: str = "auto") -> Int[Tensor, " k"]:
+def assignment(cost: Float[Tensor, "m k"], solver: AssignmentSolver = "auto") -> Int[Tensor, " k"]:
     """Optimal one-to-one matching for a square cost matrix.
 
     Returns ``src`` with ``src[j]`` = the row matched to column ``j``, minimising
@@ -93,7 +98,7 @@ class MinibatchOTCoupling(Coupling):
         True
     """
 
-    def __init__(self, *, feature_weight: float = 0.0, solver: str = "auto") -> None:
+    def __init__(self, *, feature_weight: float = 0.0, solver: AssignmentSolver = "auto") -> None:
         if solver not in ("auto", "pot", "scipy"):
             raise ValueError(f"unknown solver {solver!r}; choose auto, pot or scipy")
         self.feature_weight = float(feature_weight)

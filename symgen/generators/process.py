@@ -38,7 +38,7 @@ from symgen.generators.prediction import (
     Prediction,
     regression_target,
 )
-from symgen.generators.sampling import SamplerOptions, StepContext, make_solver
+from symgen.generators.sampling import SamplerOptions, SolverName, StepContext, make_solver
 from symgen.generators.schedules import PathSchedule, PowerTokenSchedule, TokenSchedule
 from symgen.masking import node_weights, pair_mask, symmetrize_edges
 from symgen.network import GraphNetwork, supports_self_conditioning
@@ -111,7 +111,7 @@ class AffineProcess(Process):
         time_eps: float = 1e-3,
         exclude_data_time: bool = False,
         floor: float = 1e-12,
-        default_solver: str = "euler",
+        default_solver: SolverName = "euler",
     ) -> None:
         if prediction not in ("velocity", "data", "epsilon"):
             raise ValueError(

@@ -64,7 +64,7 @@ class CategoricalPrior(Prior):
     def __init__(
         self,
         spec: CategoricalSpec,
-        source: str = "uniform",
+        source: Source = "uniform",
         *,
         node_marginals: Sequence[Tensor] | None = None,
         edge_marginal: Tensor | None = None,
