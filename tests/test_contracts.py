@@ -25,7 +25,7 @@ from symgen.generators import (
     PowerTokenSchedule,
     Process,
     VPDiffusion,
-    ZeroCoMNetwork,
+    NetworkAdapter,
 )
 from symgen.groups import Group, permutation_rigid_group
 from symgen.models import NETWORK_NAMES, build_network
@@ -231,9 +231,16 @@ class TestE3NN(NetworkContract):
         )
 
 
-class TestZeroCoMNetwork(TestCanonTransformer):
+class TestNetworkAdapter(TestCanonTransformer):
     def make_network(self):
-        return ZeroCoMNetwork(super().make_network())
+        return NetworkAdapter(super().make_network(), center=True)
+
+
+class TestNetworkAdapterBfloat16(TestCanonTransformer):
+    """The network under bfloat16 autocast: same layout, padding and independence promises."""
+
+    def make_network(self):
+        return NetworkAdapter(super().make_network(), precision="bfloat16")
 
 
 # ---------------------------------------------------------------------------- coverage
@@ -297,7 +304,7 @@ def test_every_concrete_component_has_a_contract_test(base: type) -> None:
 
 def test_every_network_has_a_contract_test() -> None:
     small = {"canon_transformer": {"width": 8}, "egnn": {"width": 8}, "e3nn": {"scalars": 8}}
-    library = {ZeroCoMNetwork}
+    library = {NetworkAdapter}
     for name in NETWORK_NAMES:
         if name == "e3nn" and importlib.util.find_spec("e3nn") is None:
             continue

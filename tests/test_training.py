@@ -291,3 +291,21 @@ def test_trainer_errors_are_named(tmp_path):
     # outside the test suite's strict validation, only the loss check sees the NaN
     with strict_validation(False), pytest.raises(FloatingPointError, match="step 1"):
         Trainer(gen, data, TrainingConfig(max_steps=3, batch_size=8, progress=False)).fit()
+
+
+def test_ema_update_is_the_per_tensor_formula_bit_for_bit():
+    """The fused update does exactly ``avg.mul_(β).add_(θ, alpha=1 - β)`` on every tensor."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    ema = ExponentialMovingAverage(net, decay=0.99)
+    reference = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    for k in range(1, 6):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update(net)
+        beta = min(0.99, (1 + k) / (10 + k))
+        for name, value in net.state_dict().items():
+            reference[name].mul_(beta).add_(value, alpha=1 - beta)
+    for name, value in reference.items():
+        assert torch.equal(ema.shadow[name], value), name

@@ -3,7 +3,7 @@
 Examples:
     python examples/molecules/train.py --preset quick                 # the README's main job (CPU)
     python examples/molecules/train.py --preset quick --config egnn_baseline   # EGNN baseline
-    python examples/molecules/train.py --preset full --device cuda --amp true
+    python examples/molecules/train.py --preset full --device cuda --precision bfloat16
     python examples/molecules/train.py --out-dir runs/x --resume      # continue a run exactly
     torchrun --nproc_per_node 2 examples/molecules/train.py --preset quick   # DDP
 

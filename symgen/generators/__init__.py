@@ -19,8 +19,8 @@ Time runs from noise (t = 0) to data (t = 1) in every process.
 from symgen.generators.base import (
     Generator,
     LossOutput,
+    NetworkAdapter,
     Process,
-    ZeroCoMNetwork,
     check_prediction,
     masked_edge_mse,
     masked_node_mse,
@@ -71,7 +71,7 @@ __all__ = [
     "Generator",
     "Process",
     "LossOutput",
-    "ZeroCoMNetwork",
+    "NetworkAdapter",
     "check_prediction",
     "AffineProcess",
     "CategoricalMode",

@@ -3,14 +3,16 @@
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from symgen.generators.sampling import SamplerOptions
+from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.masking import masked_center, node_weights, pair_mask, per_graph_mean
 from symgen.network import GraphNetwork, supports_self_conditioning
+from symgen.precision import Precision, network_autocast
 from symgen.priors import Prior
 from symgen.shapes import EdgeFeatures, NodeMask, PerGraph
 from symgen.state import GeometricGraph, is_strict_validation
@@ -19,7 +21,7 @@ __all__ = [
     "LossOutput",
     "Process",
     "Generator",
-    "ZeroCoMNetwork",
+    "NetworkAdapter",
     "masked_node_mse",
     "masked_edge_mse",
     "check_prediction",
@@ -83,25 +85,71 @@ def masked_edge_mse(a: EdgeFeatures, b: EdgeFeatures, mask: NodeMask) -> Float[T
     return per_graph_mean(((a - b) ** 2) * m, m)
 
 
-class ZeroCoMNetwork(torch.nn.Module):
-    """Wraps a network so that its positional output has zero centroid over real nodes.
+class NetworkAdapter(torch.nn.Module):
+    """The network as a generator calls it: its output conventions and its precision.
 
-    ``pos_out ← pos_out - mean_real(pos_out)``. Used whenever the prior is centred: velocities,
-    clean-position and noise predictions then stay in the zero-CoM subspace where both ends of
-    the path live (the equivariant baseline needs this; for canonical models it is harmless).
+    * ``center=True`` (used whenever the prior is centred): the positional output gets zero
+      centroid over real nodes, ``pos_out ← pos_out - mean_real(pos_out)``, so velocities,
+      clean-position and noise predictions stay in the zero-CoM subspace where both ends of the
+      path live (the equivariant baseline needs this; for canonical models it is harmless);
+    * ``precision="bfloat16"``: the network runs under bfloat16 autocast (its weights stay
+      float32) and its outputs are cast back to the input's dtype, so that everything after
+      the network (losses, conversions, solver states) stays in full precision
+      (:mod:`symgen.precision`). ``"float32"`` calls the network as it is;
+    * :meth:`compile`: calls go through ``torch.compile(model, dynamic=True)`` (the module,
+      its parameters and state dict are unchanged; graph sizes and batch sizes vary freely).
+
+    Examples:
+        >>> from symgen.models import build_network
+        >>> net = NetworkAdapter(build_network("egnn", node_in=1, node_out=1, width=8, depth=1),
+        ...                      center=True, precision="bfloat16")
+        >>> x = GeometricGraph(torch.randn(2, 4, 3), torch.zeros(2, 4, 1),
+        ...                    torch.ones(2, 4, dtype=torch.bool))
+        >>> out = net(x, torch.rand(2))
+        >>> out.dtype, bool(out.pos.sum(1).abs().max() < 1e-4)
+        (torch.float32, True)
     """
 
-    def __init__(self, model: GraphNetwork) -> None:
+    def __init__(
+        self, model: GraphNetwork, *, center: bool = False, precision: Precision = "float32"
+    ) -> None:
         super().__init__()
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"unknown precision {precision!r}; choose float32 or bfloat16")
         self.model = model
+        self.center = bool(center)
+        self.precision: Precision = precision
         self.self_conditioning = supports_self_conditioning(model)
+        self._compiled: Any = None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether calls go through ``torch.compile``."""
+        return self._compiled is not None
+
+    def compile(self, enabled: bool = True) -> None:
+        """Route calls through ``torch.compile(model, dynamic=True)`` (or back, with ``False``).
+
+        The first calls compile (minutes on a CPU; later runs reuse inductor's on-disk cache);
+        gradient and no-gradient calls, and each precision, compile once each.
+        """
+        # kept outside the module tree: the compiled wrapper adds no parameters or state keys
+        object.__setattr__(
+            self, "_compiled", torch.compile(self.model, dynamic=True) if enabled else None
+        )
 
     def forward(
         self, x: GeometricGraph, t: PerGraph, cond: GeometricGraph | None = None
     ) -> GeometricGraph:
-        out = self.model(x, t) if cond is None else self.model(x, t, cond=cond)
+        model = self.model if self._compiled is None else self._compiled
+        with network_autocast(self.precision, x.device.type):
+            out = model(x, t) if cond is None else model(x, t, cond=cond)
         check_prediction(out, x, node_width=out.node.shape[-1])
-        return out.replace(pos=masked_center(out.pos, out.mask))
+        if self.precision != "float32":
+            out = out.map(lambda v: v.to(x.dtype))
+        if self.center:
+            out = out.replace(pos=masked_center(out.pos, out.mask))
+        return out
 
 
 class Process(ABC):
@@ -127,7 +175,7 @@ class Process(ABC):
     """
 
     self_conditioning: bool = False
-    default_solver: str = "euler"
+    default_solver: SolverName = "euler"
 
     @abstractmethod
     def loss(
@@ -183,12 +231,13 @@ class Generator(ABC):
         template_or_sizes: GeometricGraph | Sequence[int] | Tensor | int,
         *,
         steps: int | None = None,
-        solver: str | None = None,
+        solver: SolverName | None = None,
         time_grid: float | Sequence[float] | None = None,
         temperature: float | None = None,
         stochasticity: float | None = None,
-        final_tokens: str | None = None,
+        final_tokens: FinalTokens | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        precision: Precision | None = None,
     ) -> GeometricGraph:
         """Draw samples shaped like the template (or with the given sizes, or this many)."""

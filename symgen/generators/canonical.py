@@ -9,11 +9,12 @@ from torch import Tensor
 
 from symgen.canon.base import Canonicalizer
 from symgen.couplings import Coupling, IndependentCoupling
-from symgen.generators.base import Generator, LossOutput, Process, ZeroCoMNetwork
-from symgen.generators.sampling import SamplerOptions
+from symgen.generators.base import Generator, LossOutput, NetworkAdapter, Process
+from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.groups import Group, Permutation, SymmetricGroup, random_permutation
 from symgen.masking import masked_center, prefix_mask
 from symgen.network import GraphNetwork, supports_self_conditioning
+from symgen.precision import Precision
 from symgen.priors import Prior
 from symgen.state import GeometricGraph
 
@@ -65,9 +66,11 @@ class CanonicalGenerator(Generator, torch.nn.Module):
       ``g ∈ G`` (e.g. ``permutation_rigid_group()``); samples are symmetrized with ``G``.
 
     The prior must fit the process (``process.check_prior``: e.g. discrete tokens need
-    categorical noise on those channels), else ``ValueError``. With a centred prior the network
-    is wrapped in :class:`ZeroCoMNetwork` and the data are centred, so positions stay zero-CoM
-    along the whole path.
+    categorical noise on those channels), else ``ValueError``. The process calls the network
+    through a :class:`NetworkAdapter`: with a centred prior its positional output is centred
+    (and the data are centred), so positions stay zero-CoM along the whole path; and it runs at
+    :attr:`precision` (``"float32"``, or ``"bfloat16"`` autocast with float32 weights, for
+    training and sampling alike).
 
     State: besides the network weights, :meth:`state_dict` carries the size histogram, the
     prior's fitted parameters (e.g. categorical marginals), the sampler defaults and free-form
@@ -105,6 +108,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         permute_nodes: bool = True,
         sampler: SamplerOptions | None = None,
         metadata: Mapping[str, Any] | None = None,
+        precision: Precision = "float32",
     ) -> None:
         torch.nn.Module.__init__(self)
         if canonicalizer is not None and augment_group is not None:
@@ -124,7 +128,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         self.coupling = coupling if coupling is not None else IndependentCoupling()
         self.process = process
         self.model = model
-        self.network: GraphNetwork = ZeroCoMNetwork(model) if prior.centered else model
+        self.network = NetworkAdapter(model, center=prior.centered, precision=precision)
         self.assume_canonical = bool(assume_canonical)
         self.augment_group = augment_group
         self.symmetrize = bool(symmetrize)
@@ -136,6 +140,22 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             sampler if sampler is not None else SamplerOptions(solver=process.default_solver)
         )
         self.metadata: dict[str, Any] = dict(metadata or {})
+
+    @property
+    def precision(self) -> Precision:
+        """The network's precision: ``"float32"`` or ``"bfloat16"`` (autocast, float32 weights)."""
+        return self.network.precision
+
+    @precision.setter
+    def precision(self, value: Precision) -> None:
+        if value not in ("float32", "bfloat16"):
+            raise ValueError(f"unknown precision {value!r}; choose float32 or bfloat16")
+        self.network.precision = value
+
+    def compile_network(self, enabled: bool = True) -> None:
+        """Run the network through ``torch.compile`` (training and sampling); see
+        :meth:`NetworkAdapter.compile`."""
+        self.network.compile(enabled)
 
     @property
     def group(self) -> Group | None:
@@ -238,13 +258,14 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         template_or_sizes: GeometricGraph | Sequence[int] | Tensor | int,
         *,
         steps: int | None = None,
-        solver: str | None = None,
+        solver: SolverName | None = None,
         time_grid: float | Sequence[float] | None = None,
         temperature: float | None = None,
         stochasticity: float | None = None,
-        final_tokens: str | None = None,
+        final_tokens: FinalTokens | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        precision: Precision | None = None,
         symmetrize: bool | None = None,
     ) -> GeometricGraph:
         """Draw graphs, symmetrized and centred.
@@ -257,6 +278,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
                 see :class:`~symgen.generators.SamplerOptions`.
             generator: source of all randomness.
             progress: show a progress bar over the solver steps.
+            precision: the network's precision for this call (default: :attr:`precision`).
             symmetrize: ``False`` returns the raw canonical-slice samples (for diagnostics).
         """
         options = self.sampler.replace(
@@ -268,9 +290,14 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             final_tokens=final_tokens,
         )
         template = self._template(template_or_sizes, generator)
-        x = self.process.sample(
-            self.network, self.prior, template, options, generator=generator, progress=progress
-        )
+        default = self.precision
+        self.precision = default if precision is None else precision
+        try:
+            x = self.process.sample(
+                self.network, self.prior, template, options, generator=generator, progress=progress
+            )
+        finally:
+            self.precision = default
         do_sym = self.symmetrize if symmetrize is None else symmetrize
         group = self.group
         if do_sym and group is not None:

@@ -200,15 +200,19 @@ def make_output(
     node: NodeFeatures,
     edge: EdgeFeatures | None,
 ) -> GeometricGraph:
-    """Wrap predictions as a :class:`GeometricGraph` with ``x``'s mask and zeroed padding.
+    """Wrap predictions as a :class:`GeometricGraph` with ``x``'s mask, dtype and zeroed padding.
 
     Node outputs are zeroed on padding slots; edge outputs are zeroed outside
-    :attr:`GeometricGraph.edge_mask` (padding pairs and the diagonal).
+    :attr:`GeometricGraph.edge_mask` (padding pairs and the diagonal). Outputs are cast to the
+    input's dtype (under bfloat16 autocast, layers return bfloat16).
     """
-    m = x.mask[..., None].to(pos.dtype)
+    dtype = x.dtype
+    m = x.mask[..., None].to(dtype)
     if edge is not None:
-        edge = edge * x.edge_mask[..., None].to(edge.dtype)
-    return GeometricGraph.unchecked(pos=pos * m, node=node * m, mask=x.mask, edge=edge)
+        edge = edge.to(dtype) * x.edge_mask[..., None].to(dtype)
+    return GeometricGraph.unchecked(
+        pos=pos.to(dtype) * m, node=node.to(dtype) * m, mask=x.mask, edge=edge
+    )
 
 
 def rank_positions(x: GeometricGraph, rank: Permutations | None) -> Permutations:

@@ -126,7 +126,12 @@ class CanonFlowConfig:
     out_dir: str = _opt("runs/canonflow", "output folder: checkpoints, logs, samples, metrics")
     seed: int = _opt(0, "base seed: data order, noise and time draws of every step derive from it")
     device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
-    amp: bool = _opt(False, "bfloat16 autocast for the network (CUDA only)")
+    precision: str = _opt(
+        "float32",
+        "network precision: float32, bfloat16 (autocast, float32 weights), or auto (bfloat16 "
+        "where native and measured faster)",
+        ("auto", "float32", "bfloat16"),
+    )
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     progress: bool = _opt(True, "show progress bars")
     # data
@@ -546,7 +551,7 @@ def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
         ckpt_every=cfg.ckpt_every,
         val_every=cfg.val_every,
         device=cfg.device,
-        amp=cfg.amp,
+        precision=cfg.precision,  # type: ignore[arg-type]
         progress=cfg.progress,
         tensorboard=cfg.tensorboard,
     )

@@ -10,11 +10,14 @@ from torch import Tensor, nn
 __all__ = ["ExponentialMovingAverage"]
 
 
-def _tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
-    """Parameters and persistent buffers (non-persistent ones are constants: left alone)."""
-    persistent = set(model.state_dict(keep_vars=True))
-    yield from model.named_parameters()
-    yield from ((k, v) for k, v in model.named_buffers() if k in persistent)
+def _tensors(model: nn.Module, names: set[str] | None = None) -> Iterator[tuple[str, Tensor]]:
+    """Parameters and persistent buffers (non-persistent ones are constants: left alone).
+
+    ``names``: the tensors to yield, when already known (skips building the state dict).
+    """
+    keep = set(model.state_dict(keep_vars=True)) if names is None else names
+    yield from ((k, v) for k, v in model.named_parameters() if names is None or k in keep)
+    yield from ((k, v) for k, v in model.named_buffers() if k in keep)
 
 
 class ExponentialMovingAverage:
@@ -52,15 +55,19 @@ class ExponentialMovingAverage:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Blend the model's current weights into the average."""
+        """Blend the model's current weights into the average (one fused op for all tensors)."""
         self.num_updates += 1
         beta = self.current_decay()
-        for name, value in _tensors(model):
-            avg = self.shadow[name]
+        averages, values = [], []
+        for name, value in _tensors(model, set(self.shadow)):
             if value.is_floating_point():
-                avg.mul_(beta).add_(value.detach(), alpha=1.0 - beta)
+                averages.append(self.shadow[name])
+                values.append(value.detach())
             else:
-                avg.copy_(value)
+                self.shadow[name].copy_(value)
+        # the same arithmetic as avg.mul_(beta).add_(value, alpha=1 - beta), tensor by tensor
+        torch._foreach_mul_(averages, beta)
+        torch._foreach_add_(averages, values, alpha=1.0 - beta)
 
     def current_decay(self) -> float:
         """The decay ``β_k`` used by the latest update (``k = num_updates``)."""

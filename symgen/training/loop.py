@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from symgen.data import GraphSource, PaddedGraphs, SizeBucketBatcher
+from symgen.precision import Precision, PrecisionChoice, bfloat16_is_native
 from symgen.state import GeometricGraph
 from symgen.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -73,7 +74,13 @@ class TrainingConfig:
         val_every: steps between validation losses (0: off; needs validation data).
         bucket_batches: batches per size-sorted pool of the batcher (1: plain random batches).
         device: torch device.
-        amp: bfloat16 autocast of the loss on CUDA.
+        precision: the network's precision: ``"float32"``, ``"bfloat16"`` (autocast, float32
+            weights; :mod:`symgen.precision`) or ``"auto"``: bfloat16 where the hardware
+            computes it natively and a timing of a few steps on this machine finds it faster,
+            float32 otherwise. The choice is logged and kept in the checkpoint.
+        compile: run the network through ``torch.compile`` (needs a generator with
+            ``compile_network``); the first steps compile (logged; they count against the
+            time budget).
         progress: show a progress bar.
         tensorboard: also write TensorBoard scalars (needs the ``logging`` extra).
     """
@@ -94,7 +101,8 @@ class TrainingConfig:
     val_every: int = 0
     bucket_batches: int = 50
     device: str = "cpu"
-    amp: bool = False
+    precision: PrecisionChoice = "float32"
+    compile: bool = False
     progress: bool = True
     tensorboard: bool = False
 
@@ -111,6 +119,8 @@ class TrainingConfig:
             raise ValueError(f"final_lr_fraction must lie in [0, 1], got {self.final_lr_fraction}")
         if self.schedule_clock not in ("steps", "time"):
             raise ValueError(f"schedule_clock must be 'steps' or 'time', got {self.schedule_clock}")
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be auto, float32 or bfloat16, got {self.precision!r}")
         if self.schedule_clock == "time" and not self.time_budget_s > 0:
             raise ValueError("schedule_clock='time' anneals over time_budget_s: set it > 0")
 
@@ -265,6 +275,7 @@ class Trainer:
         self.ema = ExponentialMovingAverage(generator, decay=config.ema_decay)
         self.step = 0
         self.train_seconds = 0.0
+        self.precision: Precision = "float32"
         self._last_window: list[float] = []
         self.batcher = SizeBucketBatcher(
             self.data.num_nodes.numpy(),
@@ -302,6 +313,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict(),
             "training": asdict(self.config),
+            "precision": self.precision,
             "run": self.run_info,
         }
 
@@ -316,6 +328,7 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self._set_precision(state.get("precision", "float32"))
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint.pt`` atomically (main process; every process waits for it)."""
@@ -335,6 +348,62 @@ class Trainer:
                 yield self.generator
             finally:
                 self.generator.train(was_training)
+
+    # ------------------------------------------------------------------ precision
+    def _set_precision(self, precision: Precision) -> None:
+        if precision != "float32" and not hasattr(self.generator, "precision"):
+            raise ValueError(
+                f"{type(self.generator).__name__} has no 'precision' setting: it cannot run "
+                f"its network in {precision} (use precision='float32')"
+            )
+        if hasattr(self.generator, "precision"):
+            self.generator.precision = precision  # type: ignore[attr-defined]
+        self.precision = precision
+
+    def _seconds_per_step(self, batch: GeometricGraph, precision: Precision, reps: int) -> float:
+        """Forward and backward of the loss at ``precision`` (weights untouched), median time."""
+        self._set_precision(precision)
+        times = []
+        for i in range(reps + 1):  # the first repetition warms up
+            t0 = time.perf_counter()
+            out = self.generator.loss(batch, generator=step_generator(-1, i, self.device))
+            out.total.backward()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(np.median(times[1:]))
+
+    def choose_precision(self) -> Precision:
+        """Resolve ``config.precision``; ``"auto"`` times both precisions on a training batch.
+
+        ``"auto"`` picks bfloat16 only where the hardware computes it natively and three
+        forward/backward passes of the loss are faster with it than in float32. The choice and
+        the timings are logged.
+        """
+        choice = self.config.precision
+        if choice != "auto":
+            self._set_precision(choice)
+            return choice
+        if not bfloat16_is_native(self.device) or not hasattr(self.generator, "precision"):
+            self._set_precision("float32")
+            self.log("precision: float32 (auto: no native bfloat16 on this device)")
+            return "float32"
+        idx = self.batcher.epoch(epoch_generator(self.config.seed, 0))[0][self.rank :: self.world]
+        batch = self.data.batch(torch.from_numpy(idx)).to(device=self.device)
+        t32 = self._seconds_per_step(batch, "float32", 3)
+        t16 = self._seconds_per_step(batch, "bfloat16", 3)
+        best: Precision = "bfloat16" if t16 < t32 else "float32"
+        if self.world > 1:  # every rank runs what rank 0 measured
+            decided = [best]
+            dist.broadcast_object_list(decided, src=0)
+            best = decided[0]
+        self._set_precision(best)
+        self.log(
+            f"precision: {best} (auto: native bfloat16; loss forward+backward "
+            f"{1000 * t16:.0f} ms in bfloat16 vs {1000 * t32:.0f} ms in float32)"
+        )
+        return best
 
     # ------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[tuple[int, np.ndarray]]:
@@ -382,9 +451,18 @@ class Trainer:
             self.load_state_dict(load_checkpoint(path, map_location=self.device))
             if self.is_main:
                 remove_partial_writes(path)
-                self.log(f"resumed from {path} at step {self.step}")
-        elif self.is_main and path is not None and path.exists():
-            self.log(f"note: {path} exists and will be overwritten (resume to continue it)")
+                self.log(f"resumed from {path} at step {self.step} (precision {self.precision})")
+        else:
+            if self.is_main and path is not None and path.exists():
+                self.log(f"note: {path} exists and will be overwritten (resume to continue it)")
+            self.choose_precision()
+        if cfg.compile:
+            if not hasattr(self.generator, "compile_network"):
+                raise ValueError(
+                    f"{type(self.generator).__name__} has no compile_network(): it cannot "
+                    "compile its network (use compile=False)"
+                )
+            self.generator.compile_network()  # type: ignore[operator]
         logger = writer = None
         if self.is_main and self.out_dir is not None:
             logger = CSVLogger(self.out_dir / "log.csv", resume_step=self.step if resume else None)
@@ -412,12 +490,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             rng = step_generator(mix_seed(cfg.seed, 4, self.rank), step, self.device)
-            with torch.autocast(
-                device_type=self.device.type,
-                dtype=torch.bfloat16,
-                enabled=cfg.amp and self.device.type == "cuda",
-            ):
-                loss = model(batch, rng)
+            loss = model(batch, rng)
             self.optimizer.zero_grad(set_to_none=True)
             loss.total.backward()
             clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
@@ -433,7 +506,10 @@ class Trainer:
                 )
             window_losses.append(terms["total"])
             window_graphs += len(idx) * self.world
-            self.train_seconds += time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.train_seconds += seconds
+            if cfg.compile and step == start_step + 1 and self.is_main:
+                self.log(f"first step {seconds:.1f} s (torch.compile compiling the network)")
             bar.update(1)
             over_budget = self.train_seconds > budget
             if self.is_main and (step % cfg.log_every == 0 or step == cfg.max_steps or over_budget):

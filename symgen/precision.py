@@ -1,0 +1,78 @@
+"""Numeric precision of the network: float32, or bfloat16 autocast with float32 weights.
+
+Only the network runs in reduced precision. Its weights, gradients and optimizer state stay
+float32, its outputs are cast back to the input's dtype, and everything numerically sensitive
+around it keeps its own precision by design: canonicalization and the OT coupling work in
+float64, and the losses, the EMA and the solver's state in float32 (see docs/architecture.md).
+
+``"auto"`` picks bfloat16 where the hardware computes it natively (CPUs with AVX-512 BF16 or
+AMX, CUDA GPUs with bfloat16 support) and float32 elsewhere, where bfloat16 would be emulated
+and slower.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import torch
+
+__all__ = [
+    "Precision",
+    "PrecisionChoice",
+    "bfloat16_is_native",
+    "resolve_precision",
+    "network_autocast",
+]
+
+#: A precision the network runs in.
+Precision = Literal["float32", "bfloat16"]
+#: A precision setting: one of :data:`Precision`, or ``"auto"``.
+PrecisionChoice = Literal["auto", "float32", "bfloat16"]
+
+
+def bfloat16_is_native(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products in hardware.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: oneDNN's bfloat16 support (AVX-512 BF16 or
+    AMX), as torch reports it; ``False`` when torch cannot tell.
+
+    Examples:
+        >>> isinstance(bfloat16_is_native("cpu"), bool)
+        True
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN, or an older torch
+        return False
+
+
+def resolve_precision(choice: PrecisionChoice | str, device: torch.device | str) -> Precision:
+    """The precision to use for ``choice`` on ``device`` (``"auto"`` decided by the hardware).
+
+    Raises:
+        ValueError: an unknown choice.
+
+    Examples:
+        >>> resolve_precision("float32", "cpu")
+        'float32'
+    """
+    if choice not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"unknown precision {choice!r}; choose auto, float32 or bfloat16")
+    if choice == "auto":
+        return "bfloat16" if bfloat16_is_native(device) else "float32"
+    return choice  # type: ignore[return-value]
+
+
+@contextmanager
+def network_autocast(precision: Precision, device_type: str) -> Iterator[None]:
+    """Autocast to bfloat16 on ``device_type`` for ``"bfloat16"``; nothing for ``"float32"``."""
+    if precision == "float32":
+        yield
+        return
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+        yield
