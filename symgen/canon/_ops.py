@@ -5,7 +5,6 @@ in Python (only over the distinct graph sizes, at most ``n`` iterations, for the
 """
 
 import math
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -27,8 +26,6 @@ TINY = 1e-9
 
 #: Smallest number of graphs worth a thread of their own.
 MIN_CHUNK = 512
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
 
 
 def chunk_slices(batch: int, device: torch.device, workers: int | None) -> list[slice]:
@@ -45,19 +42,18 @@ def chunk_slices(batch: int, device: torch.device, workers: int | None) -> list[
 
 
 def parallel_map(fn: Callable[[slice], _T], chunks: Sequence[slice]) -> list[_T]:
-    """``[fn(c) for c in chunks]``, concurrently in a shared thread pool when there are several.
+    """``[fn(c) for c in chunks]``, concurrently in worker threads when there are several.
 
     Torch releases the GIL inside its kernels, so chunks of batched tensor work (notably the
-    per-matrix LAPACK eigensolver) run on separate cores.
+    per-matrix LAPACK eigensolver) run on separate cores. The threads live only for this call:
+    a pool kept alive keeps its threads' OpenMP teams too, which slowed every later torch
+    operation of the process by ~30 % (measured: training right after canonicalizing QM9 ran
+    at 314 instead of 429 molecules/s; ``benchmarks/profile_step.py``).
     """
-    global _POOL
     if len(chunks) <= 1:
         return [fn(c) for c in chunks]
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < len(chunks):  # noqa: SLF001
-            _POOL = ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="symgen-canon")
-        pool = _POOL
-    return list(pool.map(fn, chunks))
+    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="symgen-canon") as pool:
+        return list(pool.map(fn, chunks))
 
 
 def centered(pos: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
