@@ -246,6 +246,10 @@ def test_trainer_logs_validates_runs_hooks_and_learns(tmp_path):
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["format"] == "symgen-checkpoint/1" and state["training"]["max_steps"] == 60
+    with (tmp_path / "Record.csv").open() as f:  # the hook's metrics, one row per call
+        hook_rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in hook_rows] == calls
+    assert [float(r["seen"]) for r in hook_rows] == [float(c) for c in calls]
 
 
 def test_time_budget_stops_and_anneals():

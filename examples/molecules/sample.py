@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stochasticity", type=float, help="detailed-balance re-noising rate of tokens")
     p.add_argument("--final-tokens", choices=("argmax", "sample"), help="last-step token read-out")
     p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        help="network precision (default: the one the run trained in)",
+    )
     p.add_argument("--batch-size", type=int, default=250, help="molecules per sampling batch")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument(
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(out / "sampling.json", record)
     print(
         f"{args.num} molecules in {args.num / rate:.1f} s: {rate:.1f} molecules/s "
-        f"({gen.sampler.steps} steps, {args.device}, step {state['step']} checkpoint); "
+        f"({gen.sampler.steps} steps, {args.device}, {gen.precision}, "
+        f"step {state['step']} checkpoint); "
         f"outputs in {out}/"
     )
     return 0

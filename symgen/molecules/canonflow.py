@@ -65,6 +65,7 @@ from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
 from symgen.molecules.loader import featurize_store
 from symgen.molecules.molecule import Molecule
+from symgen.precision import PrecisionChoice, resolve_precision
 from symgen.priors import (
     AlignedPrior,
     CategoricalPrior,
@@ -132,6 +133,7 @@ class CanonFlowConfig:
         "where native and measured faster)",
         ("auto", "float32", "bfloat16"),
     )
+    compile: bool = _opt(False, "run the network through torch.compile (first step compiles)")
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     progress: bool = _opt(True, "show progress bars")
     # data
@@ -192,6 +194,12 @@ class CanonFlowConfig:
     max_steps: int = _opt(20000, "total optimizer steps")
     time_budget_min: float = _opt(
         0.0, "stop after this many minutes of training, over resumed runs (0: no limit)"
+    )
+    schedule_clock: str = _opt(
+        "steps",
+        "anneal the learning rate over max_steps (exact resume) or over time_budget_min "
+        "(any machine finishes its schedule in the budget)",
+        ("steps", "time"),
     )
     grad_clip: float = _opt(1.0, "gradient-norm clipping threshold (0: off)")
     ema_decay: float = _opt(0.999, "EMA decay of the weights used for sampling")
@@ -345,6 +353,8 @@ def validate_config(cfg: CanonFlowConfig) -> None:
     ):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.schedule_clock == "time" and not cfg.time_budget_min > 0:
+        raise ValueError("schedule_clock='time' anneals over time_budget_min: set it > 0")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA device is available")
     sampler_options(cfg)  # sampler settings are checked by SamplerOptions
@@ -552,6 +562,8 @@ def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
         val_every=cfg.val_every,
         device=cfg.device,
         precision=cfg.precision,  # type: ignore[arg-type]
+        compile=cfg.compile,
+        schedule_clock=cfg.schedule_clock,  # type: ignore[arg-type]
         progress=cfg.progress,
         tensorboard=cfg.tensorboard,
     )
@@ -576,24 +588,42 @@ class Reference:
 
 
 class SampleAndEvaluate:
-    """A training hook: sample with the EMA weights and score stability and validity.
+    """A training hook: sample with the EMA weights and score the samples (a learning curve).
+
+    Returns (and the trainer appends to ``evaluation.csv``) molecule stability under the EDM
+    distance-table protocol and under the charge-aware protocol on the generated bonds,
+    validity on both kinds of bonds, the bond-length W1 and the median MMFF strain.
 
     Args:
         every: steps between rounds.
         num: molecules per round.
         reference: the evaluator's reference (see :func:`load_reference`).
+        strain_molecules: molecules whose MMFF strain is computed (0: none).
     """
 
-    def __init__(self, every: int, num: int, reference: Reference) -> None:
+    name = "evaluation"
+    keys = (
+        "molecule_stability",
+        "validity",
+        "molecule_stability_given_bonds",
+        "validity_given_bonds",
+        "bond_length_w1",
+        "mmff_strain_median",
+    )
+
+    def __init__(
+        self, every: int, num: int, reference: Reference, *, strain_molecules: int = 100
+    ) -> None:
         self.every = int(every)
         self.num = int(num)
         self.reference = reference
+        self.strain_molecules = int(strain_molecules)
 
     def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
         with trainer.averaged() as gen:
             mols, _ = sample_molecules(gen, self.num, seed=step, progress=False)  # type: ignore[arg-type]
-        rep = evaluate_molecules(mols, self.reference, strain_molecules=0)
-        return {k: rep[k] for k in ("molecule_stability", "validity") if k in rep.metrics}
+        rep = evaluate_molecules(mols, self.reference, strain_molecules=self.strain_molecules)
+        return {k: rep[k] for k in self.keys if k in rep.metrics}
 
 
 def train(
@@ -652,11 +682,17 @@ def train(
 
 # ---------------------------------------------------------------------------- sampling
 def load_generator(
-    checkpoint: str | Path, *, ema: bool = True, device: str = "cpu"
+    checkpoint: str | Path,
+    *,
+    ema: bool = True,
+    device: str = "cpu",
+    precision: PrecisionChoice | None = None,
 ) -> tuple[CanonicalGenerator, CanonFlowConfig, dict[str, Any]]:
     """A generator ready to sample, from a training checkpoint alone (no dataset).
 
     Returns ``(generator, config, checkpoint state)``; with ``ema`` the weights are the EMA's.
+    The network runs at the precision the run trained in, unless ``precision`` says otherwise
+    (``"auto"``: bfloat16 where the device computes it natively).
 
     Raises:
         FileNotFoundError: no checkpoint there.
@@ -674,6 +710,8 @@ def load_generator(
         average = ExponentialMovingAverage(gen)
         average.load_state_dict(state["ema"])
         average.copy_to(gen)
+    trained = state.get("precision", "float32")
+    gen.precision = trained if precision is None else resolve_precision(precision, device)
     gen.eval()
     return gen, cfg, state
 

@@ -152,8 +152,9 @@ def learning_rate(step: int, train_seconds: float, cfg: TrainingConfig) -> float
 class Hook(Protocol):
     """Something to run every ``every`` steps on the main process, e.g. sample-and-evaluate.
 
-    ``hook(trainer, step)`` returns metrics to log (or ``None``). Use
-    ``with trainer.averaged():`` to run it on the EMA weights in evaluation mode.
+    ``hook(trainer, step)`` returns metrics to log (or ``None``); with an output folder they
+    are also appended to ``<name>.csv`` there (``name`` attribute, default the class name).
+    Use ``with trainer.averaged():`` to run it on the EMA weights in evaluation mode.
     """
 
     every: int
@@ -277,6 +278,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.precision: Precision = "float32"
         self._last_window: list[float] = []
+        self._hook_logs: dict[str, CSVLogger] = {}
         self.batcher = SizeBucketBatcher(
             self.data.num_nodes.numpy(),
             config.batch_size * self.world,
@@ -474,8 +476,8 @@ class Trainer:
         window_graphs, window_t = 0, time.perf_counter()
         budget = cfg.time_budget_s if cfg.time_budget_s > 0 else math.inf
         stopped_by = "max_steps"
-        bar = tqdm(
-            total=cfg.max_steps,
+        bar = tqdm(  # on the time clock the budget, not max_steps, ends the run
+            total=None if cfg.schedule_clock == "time" else cfg.max_steps,
             initial=self.step,
             desc="train",
             disable=not (cfg.progress and self.is_main),
@@ -547,6 +549,7 @@ class Trainer:
                         if metrics:
                             self.log(f"step {step}: {dict(metrics)}")
                             self._scalars(writer, "hook", metrics, step)
+                            self._hook_row(hook, step, metrics, resume)
             if over_budget:
                 break
         bar.close()
@@ -562,6 +565,18 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ logging
+    def _hook_row(self, hook: Hook, step: int, metrics: Mapping[str, Any], resume: bool) -> None:
+        """Append a hook's metrics to ``out_dir/<hook name>.csv`` (step and training time too)."""
+        if self.out_dir is None:
+            return
+        name = getattr(hook, "name", type(hook).__name__)
+        if name not in self._hook_logs:
+            self._hook_logs[name] = CSVLogger(
+                self.out_dir / f"{name}.csv", resume_step=self.step if resume else None
+            )
+        row = {"step": step, "train_seconds": self.train_seconds, **metrics}
+        self._hook_logs[name].log(row)
+
     def _tensorboard(self) -> Any:
         if not self.config.tensorboard or self.out_dir is None:
             return None
