@@ -21,11 +21,11 @@ from symgen.generators import (
     AffineProcess,
     CosineSchedule,
     FlowMatching,
+    NetworkAdapter,
     PolynomialSchedule,
     PowerTokenSchedule,
     Process,
     VPDiffusion,
-    NetworkAdapter,
 )
 from symgen.groups import Group, permutation_rigid_group
 from symgen.models import NETWORK_NAMES, build_network

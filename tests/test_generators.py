@@ -15,10 +15,10 @@ from symgen.generators import (
     CosineSchedule,
     FlowMatching,
     LossOutput,
+    NetworkAdapter,
     PolynomialSchedule,
     SamplerOptions,
     VPDiffusion,
-    NetworkAdapter,
     decode_categorical,
     size_histogram,
 )

@@ -174,3 +174,32 @@ def test_compiled_network_matches_eager_and_trains():
     result = Trainer(gen, data, cfg).fit()
     assert result.step == 4 and gen.network.compiled
     assert bool(torch.isfinite(gen.sample([4, 5], steps=2).pos).all())
+
+
+def test_compile_falls_back_without_a_compiler_or_when_it_fails(monkeypatch):
+    """The preset asks for torch.compile; a machine that cannot compile trains eagerly instead."""
+    data = make_graph([5, 3, 6, 4] * 8, edge_features=2, seed=2)
+    cfg = TrainingConfig(max_steps=3, batch_size=8, warmup_steps=1, compile=True, progress=False)
+    import symgen.training.loop as loop
+
+    messages: list[str] = []
+    with monkeypatch.context() as m:
+        m.setattr(loop.shutil, "which", lambda name: None)
+        gen = _generator(_net())
+        Trainer(gen, data, cfg, log=messages.append).fit()
+    assert any("compile: off" in msg for msg in messages) and not gen.network.compiled
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("C++ compile error: cannot find Python.h")
+
+    gen = _generator(_net())
+    reference = _generator(_net())
+    gen.compile_network = lambda enabled=True: object.__setattr__(  # type: ignore[method-assign]
+        gen.network, "_compiled", broken if enabled else None
+    )
+    messages.clear()
+    Trainer(gen, data, cfg, log=messages.append).fit()
+    assert any("torch.compile failed (RuntimeError: C++ compile error" in m for m in messages)
+    Trainer(reference, data, cfg.__class__(**{**cfg.__dict__, "compile": False})).fit()
+    for a, b in zip(gen.parameters(), reference.parameters()):
+        assert torch.equal(a, b)  # the failed step was redone eagerly with the same draws

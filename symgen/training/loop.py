@@ -13,6 +13,7 @@ remaining steps exactly as the uninterrupted run would.
 
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -207,6 +208,11 @@ class _LossModule(nn.Module):
 
     def forward(self, batch: GeometricGraph, rng: torch.Generator):  # noqa: ANN201
         return self.generator.loss(batch, generator=rng)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def _eprint(*args: Any) -> None:
@@ -407,6 +413,20 @@ class Trainer:
         )
         return best
 
+    def _start_compiling(self) -> bool:
+        """Compile the network if possible; ``False`` (logged) when there is no compiler."""
+        if not hasattr(self.generator, "compile_network"):
+            raise ValueError(
+                f"{type(self.generator).__name__} has no compile_network(): it cannot "
+                "compile its network (use compile=False)"
+            )
+        compiler = os.environ.get("CXX", "g++")
+        if self.device.type == "cpu" and shutil.which(compiler) is None:
+            self.log(f"compile: off (torch.compile needs a C++ compiler on the CPU; no {compiler})")
+            return False
+        self.generator.compile_network()  # type: ignore[operator]
+        return True
+
     # ------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(step, indices of this process)`` from ``self.step + 1`` on, epoch after epoch."""
@@ -458,13 +478,7 @@ class Trainer:
             if self.is_main and path is not None and path.exists():
                 self.log(f"note: {path} exists and will be overwritten (resume to continue it)")
             self.choose_precision()
-        if cfg.compile:
-            if not hasattr(self.generator, "compile_network"):
-                raise ValueError(
-                    f"{type(self.generator).__name__} has no compile_network(): it cannot "
-                    "compile its network (use compile=False)"
-                )
-            self.generator.compile_network()  # type: ignore[operator]
+        compiling = cfg.compile and self._start_compiling()
         logger = writer = None
         if self.is_main and self.out_dir is not None:
             logger = CSVLogger(self.out_dir / "log.csv", resume_step=self.step if resume else None)
@@ -491,10 +505,20 @@ class Trainer:
             lr = learning_rate(step, self.train_seconds, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            rng = step_generator(mix_seed(cfg.seed, 4, self.rank), step, self.device)
-            loss = model(batch, rng)
+            seed = mix_seed(cfg.seed, 4, self.rank)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
+            try:
+                loss = model(batch, step_generator(seed, step, self.device))
+                loss.total.backward()
+            except Exception as err:  # noqa: BLE001 (any compiler failure: fall back, once)
+                if not compiling:
+                    raise
+                self.log(f"torch.compile failed ({_first_line(err)}); training without it")
+                self.generator.compile_network(False)  # type: ignore[attr-defined]
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = model(batch, step_generator(seed, step, self.device))
+                loss.total.backward()
+            compiling = False
             clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
             grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), clip)
             self.optimizer.step()
