@@ -250,6 +250,10 @@ def test_trainer_logs_validates_runs_hooks_and_learns(tmp_path):
         hook_rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in hook_rows] == calls
     assert [float(r["seen"]) for r in hook_rows] == [float(c) for c in calls]
+    with (tmp_path / "validation.csv").open() as f:  # the EMA validation losses
+        val_rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in val_rows] == [20, 40, 60]
+    assert all(math.isfinite(float(r["loss"])) for r in val_rows)
 
 
 def test_time_budget_stops_and_anneals():

@@ -227,7 +227,8 @@ class Trainer:
         data: training graphs: a :class:`~symgen.data.GraphSource` (e.g. a
             :class:`~symgen.data.GraphStore`) or one padded :class:`GeometricGraph`.
         config: the loop's settings.
-        out_dir: folder of ``checkpoint.pt`` and ``log.csv`` (``None``: no files).
+        out_dir: folder of ``checkpoint.pt``, ``log.csv`` (training losses),
+            ``validation.csv`` (EMA validation losses) and the hooks' CSVs (``None``: no files).
         val_data: validation graphs for the validation loss (same forms as ``data``).
         hooks: run every ``hook.every`` steps on the main process (see :class:`Hook`).
         run_info: JSON-ready description of the run (e.g. a recipe config), stored in every
@@ -284,7 +285,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.precision: Precision = "float32"
         self._last_window: list[float] = []
-        self._hook_logs: dict[str, CSVLogger] = {}
+        self._csv_logs: dict[str, CSVLogger] = {}
         self.batcher = SizeBucketBatcher(
             self.data.num_nodes.numpy(),
             config.batch_size * self.world,
@@ -562,6 +563,7 @@ class Trainer:
                     val = self.validation_loss()
                 self.log(f"step {step}: validation loss (EMA) {val:.4f}")
                 self._scalars(writer, "val", {"loss": val}, step)
+                self._csv_row("validation", step, {"loss": val}, resume)
             if over_budget:
                 stopped_by = "time_budget"
             if step % cfg.ckpt_every == 0 or step == cfg.max_steps or over_budget:
@@ -573,7 +575,8 @@ class Trainer:
                         if metrics:
                             self.log(f"step {step}: {dict(metrics)}")
                             self._scalars(writer, "hook", metrics, step)
-                            self._hook_row(hook, step, metrics, resume)
+                            name = getattr(hook, "name", type(hook).__name__)
+                            self._csv_row(name, step, metrics, resume)
             if over_budget:
                 break
         bar.close()
@@ -589,17 +592,16 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ logging
-    def _hook_row(self, hook: Hook, step: int, metrics: Mapping[str, Any], resume: bool) -> None:
-        """Append a hook's metrics to ``out_dir/<hook name>.csv`` (step and training time too)."""
+    def _csv_row(self, name: str, step: int, metrics: Mapping[str, Any], resume: bool) -> None:
+        """Append ``metrics`` to ``out_dir/<name>.csv`` with the step and training time."""
         if self.out_dir is None:
             return
-        name = getattr(hook, "name", type(hook).__name__)
-        if name not in self._hook_logs:
-            self._hook_logs[name] = CSVLogger(
+        if name not in self._csv_logs:
+            self._csv_logs[name] = CSVLogger(
                 self.out_dir / f"{name}.csv", resume_step=self.step if resume else None
             )
         row = {"step": step, "train_seconds": self.train_seconds, **metrics}
-        self._hook_logs[name].log(row)
+        self._csv_logs[name].log(row)
 
     def _tensorboard(self) -> Any:
         if not self.config.tensorboard or self.out_dir is None:
