@@ -190,6 +190,9 @@ class CanonFlowConfig:
     batch_size: int = _opt(64, "molecules per batch (per process under DDP)")
     lr: float = _opt(5e-4, "peak learning rate (AdamW)")
     weight_decay: float = _opt(0.0, "AdamW weight decay")
+    fused_optimizer: bool = _opt(
+        False, "AdamW's fused kernel (faster; equal to the default up to float rounding)"
+    )
     warmup_steps: int = _opt(200, "linear learning-rate warm-up steps")
     max_steps: int = _opt(20000, "total optimizer steps")
     time_budget_min: float = _opt(
@@ -563,6 +566,7 @@ def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
         device=cfg.device,
         precision=cfg.precision,  # type: ignore[arg-type]
         compile=cfg.compile,
+        fused_optimizer=cfg.fused_optimizer,
         schedule_clock=cfg.schedule_clock,  # type: ignore[arg-type]
         progress=cfg.progress,
         tensorboard=cfg.tensorboard,
