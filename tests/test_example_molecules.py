@@ -1,6 +1,7 @@
 """The molecule example end to end at tiny sizes: exact resume after a crash, DDP on CPU, CLI."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -174,6 +175,8 @@ def test_sample_script_writes_outputs(tmp_path, cache):
             "0.5",
             "--temperature",
             "0.7",
+            "--precision",
+            "bfloat16",
         ],
         cache,
     )
@@ -184,6 +187,7 @@ def test_sample_script_writes_outputs(tmp_path, cache):
     record = json.loads((out / "sampling.json").read_text())
     assert (record["solver"], record["time_grid"], record["temperature"]) == ("midpoint", 0.5, 0.7)
     assert record["steps"] == 3
+    assert record["precision"] == "bfloat16"  # --precision overrides the trained float32
 
     # the checkpoint alone restores the sampler: no QM9 parse, no canonical cache, before or
     # while sampling (an empty cache folder stays empty with --no-eval)
@@ -207,6 +211,7 @@ def test_sample_script_writes_outputs(tmp_path, cache):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "bare" / "samples.sdf").stat().st_size > 0
+    assert json.loads((tmp_path / "bare" / "sampling.json").read_text())["precision"] == "float32"
     assert list(empty.iterdir()) == []
     proc = _run([str(SAMPLE), "--checkpoint", str(tmp_path / "missing.pt")], cache)
     assert proc.returncode == 2 and "no checkpoint" in proc.stderr
@@ -233,7 +238,15 @@ def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch)
 
 
 @pytest.mark.parametrize(
-    "script", [TRAIN, SAMPLE, ROOT / "benchmarks" / "canonical_vs_equivariant.py"]
+    "script",
+    [
+        TRAIN,
+        SAMPLE,
+        *(
+            ROOT / "benchmarks" / f"{name}.py"
+            for name in ("canonical_vs_equivariant", "precision_quality", "compare_runs")
+        ),
+    ],
 )
 def test_help(script, cache):
     proc = _run([str(script), "--help"], cache)
@@ -249,3 +262,51 @@ def test_contradictory_config_is_rejected(tmp_path, cache):
     assert "canonicalize and augment" in proc.stderr
     proc = _run([str(SAMPLE), "--checkpoint", str(tmp_path / "missing.pt")], cache)
     assert proc.returncode == 2 and "no checkpoint" in proc.stderr
+
+
+def test_config_file_values_are_checked_like_flags(tmp_path, cache):
+    """A TOML file bypasses argparse's choices; the recipe still names the bad value."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('precision = "half"\n')
+    proc = _run([str(TRAIN), "--config", str(bad), "--out-dir", str(tmp_path / "o")], cache)
+    assert proc.returncode == 2
+    assert "precision must be one of" in proc.stderr and "'half'" in proc.stderr
+
+
+def test_checkpoint_configs_old_and_unknown(tmp_path):
+    """`amp` of older checkpoints becomes `precision`; fields this version lacks are named."""
+    from symgen.molecules import canonflow as cf
+    from symgen.training.checkpoint import save_checkpoint
+
+    cfg = cf.CanonFlowConfig(qm9_limit=50, width=16, depth=1, heads=2, progress=False)
+    config = dataclasses.asdict(cfg)
+    del config["precision"]
+    gen = cf.build_generator(cf.CanonFlowConfig(**{**config, "precision": "float32"}))
+    ema = cf.ExponentialMovingAverage(gen)
+    for extra, expect in [({"amp": True}, "bfloat16"), ({"amp": False}, "float32")]:
+        path = tmp_path / f"old_{expect}.pt"
+        save_checkpoint(
+            path,
+            {
+                "format": "symgen-checkpoint/1",
+                "step": 1,
+                "generator": gen.state_dict(),
+                "ema": ema.state_dict(),
+                "run": {"recipe": "canonflow", "config": {**config, **extra}},
+            },
+        )
+        _, loaded, _ = cf.load_generator(path)
+        assert loaded.precision == expect
+    path = tmp_path / "future.pt"
+    save_checkpoint(
+        path,
+        {
+            "format": "symgen-checkpoint/1",
+            "step": 1,
+            "generator": gen.state_dict(),
+            "ema": ema.state_dict(),
+            "run": {"recipe": "canonflow", "config": {**config, "warp_drive": 1}},
+        },
+    )
+    with pytest.raises(ValueError, match="warp_drive"):
+        cf.load_generator(path)

@@ -133,6 +133,24 @@ def test_auto_precision_is_decided_by_the_hardware_and_a_timing(monkeypatch):
     assert "no native bfloat16" in messages[-1]
 
 
+def test_native_bfloat16_is_read_from_the_cpu_flags(monkeypatch):
+    """AVX-512 alone (oneDNN emulates bfloat16 there) is not native; AVX-512 BF16 or AMX is."""
+    import symgen.precision as precision
+
+    real = precision.cpu_flags()
+    assert real is None or isinstance(real, frozenset)
+    for flags, native in [
+        ({"avx2", "avx512f", "avx512bw", "avx512vl"}, False),
+        ({"avx512f", "avx512_bf16"}, True),
+        ({"amx_tile", "amx_bf16"}, True),
+        ({"fp", "asimd", "bf16"}, True),  # Arm
+        (set(), False),
+    ]:
+        monkeypatch.setattr(precision, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert precision.bfloat16_is_native("cpu") is native, flags
+        assert resolve_precision("auto", "cpu") == ("bfloat16" if native else "float32")
+
+
 def test_precision_errors_are_named():
     assert resolve_precision("float32", "cpu") == "float32"
     with pytest.raises(ValueError, match="precision"):

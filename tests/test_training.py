@@ -341,3 +341,32 @@ def test_fused_optimizer_takes_the_same_steps_up_to_rounding():
     assert moved > 1e-3  # the steps did change the weights
     for a, b in zip(*runs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_validation_and_hook_csvs_resume_without_duplicate_rows(tmp_path):
+    """A crash after the last checkpoint: resuming drops the CSV rows written after it."""
+
+    class Crash:
+        every = 5
+        name = "curve"
+        crash_at: int | None = 35
+
+        def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
+            if step == self.crash_at:
+                raise KeyboardInterrupt("simulated crash")
+            return {"value": float(step)}
+
+    cfg = TrainingConfig(
+        max_steps=50, batch_size=8, warmup_steps=1, ckpt_every=25, val_every=5, progress=False
+    )
+    gen, data = _tiny()
+    hook = Crash()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(gen, data, cfg, out_dir=tmp_path, val_data=data, hooks=[hook]).fit()
+    hook.crash_at = None
+    gen, data = _tiny()
+    Trainer(gen, data, cfg, out_dir=tmp_path, val_data=data, hooks=[hook]).fit(resume=True)
+    for name in ("validation", "curve"):
+        with (tmp_path / f"{name}.csv").open() as f:
+            steps = [int(r["step"]) for r in csv.DictReader(f)]
+        assert steps == list(range(5, 51, 5)), (name, steps)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     try:
         gen, cfg, state = cf.load_generator(
-            args.checkpoint, ema=not args.no_ema, device=args.device
+            args.checkpoint, ema=not args.no_ema, device=args.device, precision=args.precision
         )
         gen.sampler = gen.sampler.replace(**{k: getattr(args, k) for k in SAMPLER_OPTIONS})
     except (FileNotFoundError, ValueError) as err:

@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     cf.save_samples(mols, report, cfg.out_dir)
     print(report.table())
+    compiled = getattr(gen.network, "compiled", False)
     print(
         f"sampling: {rate:.1f} molecules/s ({gen.sampler.steps} steps, {cfg.device}, "
-        f"network in {gen.precision}{', compiled' if cfg.compile else ''})"
+        f"network in {gen.precision}{', compiled' if compiled else ''})"
     )
     minutes = (time.perf_counter() - t_start) / 60
     print(f"total wall-clock: {minutes:.1f} min; outputs in {cfg.out_dir}/")

@@ -47,8 +47,9 @@ def parallel_map(fn: Callable[[slice], _T], chunks: Sequence[slice]) -> list[_T]
     Torch releases the GIL inside its kernels, so chunks of batched tensor work (notably the
     per-matrix LAPACK eigensolver) run on separate cores. The threads live only for this call:
     a pool kept alive keeps its threads' OpenMP teams too, which slowed every later torch
-    operation of the process by ~30 % (measured: training right after canonicalizing QM9 ran
-    at 314 instead of 429 molecules/s; ``benchmarks/profile_step.py``).
+    operation of the process by ~30 % (measured: float32 training right after canonicalizing
+    QM9 ran at 337 instead of 487 molecules/s; ``benchmarks/training_throughput.py
+    --cold-data``).
     """
     if len(chunks) <= 1:
         return [fn(c) for c in chunks]

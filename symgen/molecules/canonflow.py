@@ -26,6 +26,7 @@ feature layout), so :func:`load_generator` samples without QM9.
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 import typing
@@ -358,6 +359,13 @@ def validate_config(cfg: CanonFlowConfig) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.schedule_clock == "time" and not cfg.time_budget_min > 0:
         raise ValueError("schedule_clock='time' anneals over time_budget_min: set it > 0")
+    for f in fields(CanonFlowConfig):  # config files bypass argparse's choices
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise ValueError(
+                f"{f.name} must be one of {', '.join(map(repr, choices))}, "
+                f"got {getattr(cfg, f.name)!r}"
+            )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA device is available")
     sampler_options(cfg)  # sampler settings are checked by SamplerOptions
@@ -627,7 +635,7 @@ class SampleAndEvaluate:
         with trainer.averaged() as gen:
             mols, _ = sample_molecules(gen, self.num, seed=step, progress=False)  # type: ignore[arg-type]
         rep = evaluate_molecules(mols, self.reference, strain_molecules=self.strain_molecules)
-        return {k: rep[k] for k in self.keys if k in rep.metrics}
+        return {k: rep[k] if k in rep.metrics else math.nan for k in self.keys}
 
 
 def train(
@@ -706,7 +714,16 @@ def load_generator(
     run = state.get("run", {})
     if run.get("recipe") != "canonflow":
         raise ValueError(f"{checkpoint} is not a CanonFlow training checkpoint")
-    cfg = CanonFlowConfig(**run["config"])
+    values = dict(run["config"])
+    if "amp" in values:  # checkpoints written before `precision` replaced `amp`
+        values["precision"] = "bfloat16" if values.pop("amp") else "float32"
+    unknown = sorted(set(values) - {f.name for f in fields(CanonFlowConfig)})
+    if unknown:
+        raise ValueError(
+            f"{checkpoint} records config fields this version of symgen does not know: "
+            f"{', '.join(unknown)}"
+        )
+    cfg = CanonFlowConfig(**values)
     cfg.device = device
     gen = build_generator(cfg).to(device)
     gen.load_state_dict(state["generator"])
@@ -800,4 +817,9 @@ def sampling_record(
     gen: CanonicalGenerator, state: Mapping[str, Any], **extra: Any
 ) -> dict[str, Any]:
     """What ``sampling.json`` records: the sampler settings used and the run's facts."""
-    return {**extra, "checkpoint_step": int(state["step"]), **gen.sampler.to_dict()}
+    return {
+        **extra,
+        "checkpoint_step": int(state["step"]),
+        "precision": gen.precision,
+        **gen.sampler.to_dict(),
+    }

@@ -65,9 +65,10 @@ class ExponentialMovingAverage:
                 values.append(value.detach())
             else:
                 self.shadow[name].copy_(value)
-        # the same arithmetic as avg.mul_(beta).add_(value, alpha=1 - beta), tensor by tensor
-        torch._foreach_mul_(averages, beta)
-        torch._foreach_add_(averages, values, alpha=1.0 - beta)
+        if averages:  # the foreach ops refuse empty lists
+            # the same arithmetic as avg.mul_(beta).add_(value, alpha=1 - beta), tensor by tensor
+            torch._foreach_mul_(averages, beta)
+            torch._foreach_add_(averages, values, alpha=1.0 - beta)
 
     def current_decay(self) -> float:
         """The decay ``β_k`` used by the latest update (``k = num_updates``)."""

@@ -400,24 +400,26 @@ class Trainer:
         if choice != "auto":
             self._set_precision(choice)
             return choice
-        if not bfloat16_is_native(self.device) or not hasattr(self.generator, "precision"):
-            self._set_precision("float32")
-            self.log("precision: float32 (auto: no native bfloat16 on this device)")
-            return "float32"
-        idx = self.batcher.epoch(epoch_generator(self.config.seed, 0))[0][self.rank :: self.world]
-        batch = self.data.batch(torch.from_numpy(idx)).to(device=self.device)
-        t32 = self._seconds_per_step(batch, "float32", 3)
-        t16 = self._seconds_per_step(batch, "bfloat16", 3)
-        best: Precision = "bfloat16" if t16 < t32 else "float32"
-        if self.world > 1:  # every rank runs what rank 0 measured
+        best: Precision = "float32"
+        reason = "no native bfloat16 on this device"
+        if bfloat16_is_native(self.device) and hasattr(self.generator, "precision"):
+            idx = self.batcher.epoch(epoch_generator(self.config.seed, 0))[0]
+            batch = self.data.batch(torch.from_numpy(idx[self.rank :: self.world]))
+            batch = batch.to(device=self.device)
+            t32 = self._seconds_per_step(batch, "float32", 3)
+            t16 = self._seconds_per_step(batch, "bfloat16", 3)
+            best = "bfloat16" if t16 < t32 else "float32"
+            reason = (
+                f"native bfloat16; loss forward+backward {1000 * t16:.0f} ms in bfloat16 vs "
+                f"{1000 * t32:.0f} ms in float32"
+            )
+        if self.world > 1:  # every rank runs what rank 0 decided
             decided = [best]
             dist.broadcast_object_list(decided, src=0)
             best = decided[0]
         self._set_precision(best)
-        self.log(
-            f"precision: {best} (auto: native bfloat16; loss forward+backward "
-            f"{1000 * t16:.0f} ms in bfloat16 vs {1000 * t32:.0f} ms in float32)"
-        )
+        if self.is_main:
+            self.log(f"precision: {best} (auto: {reason})")
         return best
 
     def _start_compiling(self) -> bool:
@@ -429,7 +431,10 @@ class Trainer:
             )
         compiler = os.environ.get("CXX", "g++")
         if self.device.type == "cpu" and shutil.which(compiler) is None:
-            self.log(f"compile: off (torch.compile needs a C++ compiler on the CPU; no {compiler})")
+            if self.is_main:
+                self.log(
+                    f"compile: off (torch.compile needs a C++ compiler on the CPU; no {compiler})"
+                )
             return False
         self.generator.compile_network()  # type: ignore[operator]
         return True
@@ -487,9 +492,18 @@ class Trainer:
             self.choose_precision()
         compiling = cfg.compile and self._start_compiling()
         logger = writer = None
+        self._csv_logs = {}
         if self.is_main and self.out_dir is not None:
-            logger = CSVLogger(self.out_dir / "log.csv", resume_step=self.step if resume else None)
+            resume_step = self.step if resume else None
+            logger = CSVLogger(self.out_dir / "log.csv", resume_step=resume_step)
             writer = self._tensorboard()
+            names = [getattr(h, "name", type(h).__name__) for h in self.hooks]
+            if cfg.val_every and self.val_data is not None:
+                names.append("validation")
+            for name in names:  # rows after the checkpoint's step go (resume) or all (new run)
+                self._csv_logs[name] = CSVLogger(
+                    self.out_dir / f"{name}.csv", resume_step=resume_step
+                )
         model: nn.Module = _LossModule(self.generator)
         if self.world > 1:
             model = nn.parallel.DistributedDataParallel(model)
@@ -520,12 +534,13 @@ class Trainer:
             except Exception as err:  # noqa: BLE001 (any compiler failure: fall back, once)
                 if not compiling:
                     raise
-                self.log(f"torch.compile failed ({_first_line(err)}); training without it")
+                if self.is_main:
+                    self.log(f"torch.compile failed ({_first_line(err)}); training without it")
                 self.generator.compile_network(False)  # type: ignore[attr-defined]
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = model(batch, step_generator(seed, step, self.device))
                 loss.total.backward()
-            compiling = False
+            compiled_first_step, compiling = compiling, False
             clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
             grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), clip)
             self.optimizer.step()
@@ -541,7 +556,7 @@ class Trainer:
             window_graphs += len(idx) * self.world
             seconds = time.perf_counter() - t0
             self.train_seconds += seconds
-            if cfg.compile and step == start_step + 1 and self.is_main:
+            if compiled_first_step and self.is_main:
                 self.log(f"first step {seconds:.1f} s (torch.compile compiling the network)")
             bar.update(1)
             over_budget = self.train_seconds > budget
@@ -569,7 +584,7 @@ class Trainer:
                     val = self.validation_loss()
                 self.log(f"step {step}: validation loss (EMA) {val:.4f}")
                 self._scalars(writer, "val", {"loss": val}, step)
-                self._csv_row("validation", step, {"loss": val}, resume)
+                self._csv_row("validation", step, {"loss": val})
             if over_budget:
                 stopped_by = "time_budget"
             if step % cfg.ckpt_every == 0 or step == cfg.max_steps or over_budget:
@@ -582,7 +597,7 @@ class Trainer:
                             self.log(f"step {step}: {dict(metrics)}")
                             self._scalars(writer, "hook", metrics, step)
                             name = getattr(hook, "name", type(hook).__name__)
-                            self._csv_row(name, step, metrics, resume)
+                            self._csv_row(name, step, metrics)
             if over_budget:
                 break
         bar.close()
@@ -598,16 +613,14 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ logging
-    def _csv_row(self, name: str, step: int, metrics: Mapping[str, Any], resume: bool) -> None:
+    def _csv_row(self, name: str, step: int, metrics: Mapping[str, Any]) -> None:
         """Append ``metrics`` to ``out_dir/<name>.csv`` with the step and training time."""
-        if self.out_dir is None:
-            return
-        if name not in self._csv_logs:
-            self._csv_logs[name] = CSVLogger(
-                self.out_dir / f"{name}.csv", resume_step=self.step if resume else None
-            )
-        row = {"step": step, "train_seconds": self.train_seconds, **metrics}
-        self._csv_logs[name].log(row)
+        if name in self._csv_logs:
+            row = {"step": step, "train_seconds": self.train_seconds, **metrics}
+            try:
+                self._csv_logs[name].log(row)
+            except ValueError as err:  # a hook's keys changed: tell, but keep training
+                self.log(f"{name}.csv: row of step {step} not written ({err})")
 
     def _tensorboard(self) -> Any:
         if not self.config.tensorboard or self.out_dir is None:
