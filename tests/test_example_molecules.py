@@ -283,30 +283,17 @@ def test_checkpoint_configs_old_and_unknown(tmp_path):
     del config["precision"]
     gen = cf.build_generator(cf.CanonFlowConfig(**{**config, "precision": "float32"}))
     ema = cf.ExponentialMovingAverage(gen)
-    for extra, expect in [({"amp": True}, "bfloat16"), ({"amp": False}, "float32")]:
-        path = tmp_path / f"old_{expect}.pt"
-        save_checkpoint(
-            path,
-            {
-                "format": "symgen-checkpoint/1",
-                "step": 1,
-                "generator": gen.state_dict(),
-                "ema": ema.state_dict(),
-                "run": {"recipe": "canonflow", "config": {**config, **extra}},
-            },
-        )
-        _, loaded, _ = cf.load_generator(path)
+
+    def checkpoint(name: str, **extra: object) -> Path:
+        path = tmp_path / f"{name}.pt"
+        run = {"recipe": "canonflow", "config": {**config, **extra}}
+        state = {"format": "symgen-checkpoint/1", "step": 1, "run": run}
+        save_checkpoint(path, {**state, "generator": gen.state_dict(), "ema": ema.state_dict()})
+        return path
+
+    for amp, expect in [(True, "bfloat16"), (False, "float32")]:
+        _, loaded, _ = cf.load_generator(checkpoint(f"old_{expect}", amp=amp))
         assert loaded.precision == expect
-    path = tmp_path / "future.pt"
-    save_checkpoint(
-        path,
-        {
-            "format": "symgen-checkpoint/1",
-            "step": 1,
-            "generator": gen.state_dict(),
-            "ema": ema.state_dict(),
-            "run": {"recipe": "canonflow", "config": {**config, "warp_drive": 1}},
-        },
-    )
+    path = checkpoint("future", warp_drive=1)
     with pytest.raises(ValueError, match="warp_drive"):
         cf.load_generator(path)
