@@ -1,5 +1,6 @@
 """Tests for symgen.generators: flow matching, diffusion, discrete flow, CanonicalGenerator."""
 
+import copy
 import math
 
 import pytest
@@ -442,7 +443,7 @@ def trained() -> dict:
         opt.step()
         sched.step()
         losses.append(out.total.item())
-    return {
+    result = {
         "gen": gen,
         "test": test,
         "untrained": untrained,
@@ -451,6 +452,21 @@ def trained() -> dict:
         "raw": gen.sample(1000, steps=10, generator=_gen(1), symmetrize=False),
         "bfloat16": gen.sample(1000, steps=10, generator=_gen(2), precision="bfloat16"),
     }
+    # the mixed-precision path: a copy trained on for 200 steps with the network in bfloat16
+    low = copy.deepcopy(gen)
+    low.precision = "bfloat16"
+    opt = torch.optim.Adam(low.parameters(), lr=2e-4)
+    low_losses = []
+    for _ in range(200):
+        idx = torch.randint(0, N_TRAIN, (256,), generator=g)
+        out = low.loss(cache.index(idx), generator=g)
+        opt.zero_grad()
+        out.total.backward()
+        opt.step()
+        low_losses.append(out.total.item())
+    result["bfloat16_losses"] = low_losses
+    result["bfloat16_trained"] = low.sample(1000, steps=10, generator=_gen(3))
+    return result
 
 
 def test_toy_generator_reproduces_shape_statistics(trained: dict) -> None:
@@ -483,6 +499,16 @@ def test_toy_samples_are_invariant_and_the_raw_sampler_is_not(trained: dict) -> 
     assert low.dtype == torch.float32 and trained["gen"].precision == "float32"
     assert _axis_pvalue(low) > 1e-3 and _order_pvalue(low) > 1e-3
     assert _w1(low, trained["test"]) < 0.12
+
+
+def test_training_in_bfloat16_keeps_losses_finite_and_samples_invariant(trained: dict) -> None:
+    losses = trained["bfloat16_losses"]
+    assert all(math.isfinite(v) for v in losses)
+    assert sum(losses[-50:]) / 50 < 1.2 * sum(trained["losses"][-100:]) / 100  # no blow-up
+    x = trained["bfloat16_trained"]
+    assert x.dtype == torch.float32
+    assert _axis_pvalue(x) > 1e-3 and _order_pvalue(x) > 1e-3
+    assert _w1(x, trained["test"]) < 0.12
 
 
 # ---------------------------------------------------------------------------- pipeline variants
