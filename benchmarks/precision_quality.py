@@ -27,20 +27,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "examples" / "molecules" / "train.py"
 FINAL = [
-    ("molecule_stability", "mol. stability (`edm`)"),
-    ("atom_stability", "atom stability (`edm`)"),
-    ("validity", "validity (EDM bonds)"),
-    ("molecule_stability_given_bonds", "mol. stability (charge-aware, own bonds)"),
-    ("validity_given_bonds", "validity (own bonds)"),
-    ("uniqueness_given_bonds", "uniqueness (own bonds)"),
-    ("bond_length_w1", "bond-length W1 (Å)"),
-    ("bond_angle_w1", "bond-angle W1 (°)"),
-    ("mmff_strain_median", "median MMFF strain (kcal/mol)"),
+    ("molecule_stability", "mol. stability (`edm-distance-table`)"),
+    ("atom_stability", "atom stability (`edm-distance-table`)"),
+    ("validity", "validity (`rdkit-sanitize/edm-bonds`)"),
+    ("molecule_stability_given_bonds", "mol. stability (`charged-valence`)"),
+    ("validity_given_bonds", "validity (`rdkit-sanitize/given-bonds`)"),
+    ("uniqueness_given_bonds", "uniqueness (`rdkit-sanitize/given-bonds`)"),
+    ("bond_length_w1", "bond-length W1 (`w1-edm-bonds`, Å)"),
+    ("bond_angle_w1", "bond-angle W1 (`w1-edm-bonds`, °)"),
+    ("mmff_strain_median", "median MMFF strain (`mmff94-strain`, kcal/mol)"),
 ]
 CURVE = [
-    ("molecule_stability", "mol. stability (`edm`)"),
-    ("molecule_stability_given_bonds", "mol. stability (charge-aware)"),
-    ("mmff_strain_median", "median strain"),
+    ("molecule_stability", "mol. stability (`edm-distance-table`)"),
+    ("molecule_stability_given_bonds", "mol. stability (`charged-valence`)"),
+    ("mmff_strain_median", "median strain (`mmff94-strain`)"),
     ("val_loss", "validation loss (EMA)"),
 ]
 

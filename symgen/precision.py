@@ -20,6 +20,7 @@ __all__ = [
     "Precision",
     "PrecisionChoice",
     "bfloat16_is_native",
+    "check_precision",
     "cpu_flags",
     "resolve_precision",
     "network_autocast",
@@ -76,6 +77,18 @@ def bfloat16_is_native(device: torch.device | str) -> bool:
         return False
 
 
+def check_precision(value: str, *, allow_auto: bool = False) -> None:
+    """Raise ``ValueError`` naming ``value`` unless it is a precision (or ``"auto"``).
+
+    Examples:
+        >>> check_precision("bfloat16")
+        >>> check_precision("auto", allow_auto=True)
+    """
+    allowed = ("auto", "float32", "bfloat16") if allow_auto else ("float32", "bfloat16")
+    if value not in allowed:
+        raise ValueError(f"unknown precision {value!r}; choose {', '.join(allowed)}")
+
+
 def resolve_precision(choice: PrecisionChoice | str, device: torch.device | str) -> Precision:
     """The precision to use for ``choice`` on ``device`` (``"auto"`` decided by the hardware).
 
@@ -86,8 +99,7 @@ def resolve_precision(choice: PrecisionChoice | str, device: torch.device | str)
         >>> resolve_precision("float32", "cpu")
         'float32'
     """
-    if choice not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"unknown precision {choice!r}; choose auto, float32 or bfloat16")
+    check_precision(choice, allow_auto=True)
     if choice == "auto":
         return "bfloat16" if bfloat16_is_native(device) else "float32"
     return choice  # type: ignore[return-value]

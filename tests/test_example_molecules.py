@@ -244,7 +244,12 @@ def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch)
         SAMPLE,
         *(
             ROOT / "benchmarks" / f"{name}.py"
-            for name in ("canonical_vs_equivariant", "precision_quality", "compare_runs")
+            for name in (
+                "canonical_vs_equivariant",
+                "precision_quality",
+                "compare_runs",
+                "learning_curve",
+            )
         ),
     ],
 )

@@ -158,6 +158,11 @@ def test_precision_errors_are_named():
     # a Literal option: the test suite's runtime type checker or the ValueError outside it
     with pytest.raises((ValueError, TypeError), match="precision"):
         TrainingConfig(precision="half")  # type: ignore[arg-type]
+    gen = _generator(_net())
+    for target in (gen, gen.network):  # set later, on the generator or on its adapter
+        with pytest.raises((ValueError, TypeError), match="precision"):
+            target.precision = "half"  # type: ignore[assignment]
+    assert gen.precision == "float32"
 
     class Plain(torch.nn.Module):
         def __init__(self) -> None:
@@ -182,7 +187,7 @@ def test_compiled_network_matches_eager_and_trains():
     net = _net().requires_grad_(False)
     eager = NetworkAdapter(net)(x, t)
     adapter = NetworkAdapter(net)
-    adapter.compile()
+    adapter.use_compile()
     assert adapter.compiled and set(adapter.state_dict()) == set(NetworkAdapter(net).state_dict())
     compiled = adapter(x, t)
     torch.testing.assert_close(compiled.pos, eager.pos, atol=1e-4, rtol=1e-4)

@@ -12,7 +12,7 @@ from torch import Tensor
 from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.masking import masked_center, node_weights, pair_mask, per_graph_mean
 from symgen.network import GraphNetwork, supports_self_conditioning
-from symgen.precision import Precision, network_autocast
+from symgen.precision import Precision, check_precision, network_autocast
 from symgen.priors import Prior
 from symgen.shapes import EdgeFeatures, NodeMask, PerGraph
 from symgen.state import GeometricGraph, is_strict_validation
@@ -96,7 +96,7 @@ class NetworkAdapter(torch.nn.Module):
       float32) and its outputs are cast back to the input's dtype, so that everything after
       the network (losses, conversions, solver states) stays in full precision
       (:mod:`symgen.precision`). ``"float32"`` calls the network as it is;
-    * :meth:`compile`: calls go through ``torch.compile(model, dynamic=True)`` (the module,
+    * :meth:`use_compile`: calls go through ``torch.compile(model, dynamic=True)`` (the module,
       its parameters and state dict are unchanged; graph sizes and batch sizes vary freely).
 
     Examples:
@@ -114,20 +114,28 @@ class NetworkAdapter(torch.nn.Module):
         self, model: GraphNetwork, *, center: bool = False, precision: Precision = "float32"
     ) -> None:
         super().__init__()
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"unknown precision {precision!r}; choose float32 or bfloat16")
         self.model = model
         self.center = bool(center)
-        self.precision: Precision = precision
+        self.precision = precision
         self.self_conditioning = supports_self_conditioning(model)
         self._compiled: Any = None
+
+    @property
+    def precision(self) -> Precision:
+        """``"float32"`` or ``"bfloat16"`` (autocast, float32 weights); checked when set."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: Precision) -> None:
+        check_precision(value)
+        self._precision = value
 
     @property
     def compiled(self) -> bool:
         """Whether calls go through ``torch.compile``."""
         return self._compiled is not None
 
-    def compile(self, enabled: bool = True) -> None:
+    def use_compile(self, enabled: bool = True) -> None:
         """Route calls through ``torch.compile(model, dynamic=True)`` (or back, with ``False``).
 
         The first calls compile (minutes on a CPU; later runs reuse inductor's on-disk cache);

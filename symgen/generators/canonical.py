@@ -148,14 +148,12 @@ class CanonicalGenerator(Generator, torch.nn.Module):
 
     @precision.setter
     def precision(self, value: Precision) -> None:
-        if value not in ("float32", "bfloat16"):
-            raise ValueError(f"unknown precision {value!r}; choose float32 or bfloat16")
-        self.network.precision = value
+        self.network.precision = value  # checked by the adapter
 
     def compile_network(self, enabled: bool = True) -> None:
         """Run the network through ``torch.compile`` (training and sampling); see
-        :meth:`NetworkAdapter.compile`."""
-        self.network.compile(enabled)
+        :meth:`NetworkAdapter.use_compile`."""
+        self.network.use_compile(enabled)
 
     @property
     def group(self) -> Group | None:

@@ -29,7 +29,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from symgen.data import GraphSource, PaddedGraphs, SizeBucketBatcher
-from symgen.precision import Precision, PrecisionChoice, bfloat16_is_native
+from symgen.precision import (
+    Precision,
+    PrecisionChoice,
+    bfloat16_is_native,
+    check_precision,
+)
 from symgen.state import GeometricGraph
 from symgen.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -125,8 +130,7 @@ class TrainingConfig:
             raise ValueError(f"final_lr_fraction must lie in [0, 1], got {self.final_lr_fraction}")
         if self.schedule_clock not in ("steps", "time"):
             raise ValueError(f"schedule_clock must be 'steps' or 'time', got {self.schedule_clock}")
-        if self.precision not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"precision must be auto, float32 or bfloat16, got {self.precision!r}")
+        check_precision(self.precision, allow_auto=True)
         if self.schedule_clock == "time" and not self.time_budget_s > 0:
             raise ValueError("schedule_clock='time' anneals over time_budget_s: set it > 0")
 
