@@ -3,8 +3,9 @@
 Each method is trained by ``examples/molecules/train.py`` with the ``quick`` preset and its own
 method config, for the same wall-clock budget on this machine; then 1,000 molecules are sampled
 at 10, 20, 50 and 100 steps by ``examples/molecules/sample.py`` and evaluated. One table:
-steps taken, final training loss, atom/molecule stability (EDM distance table and charge-aware
-on generated bonds), validity, uniqueness, MMFF strain, molecules per second.
+steps taken, final training loss, atom/molecule stability (``edm`` protocol, bonds from geometry,
+and ``midi`` protocol, generated bonds and charges), validity, uniqueness, MMFF strain,
+molecules per second.
 
     python benchmarks/canonical_vs_equivariant.py --budget-min 8 --samples 1000
     # smoke test:
@@ -36,13 +37,13 @@ METHODS = {
 COLUMNS = [
     ("steps", "train steps"),
     ("loss", "loss"),
-    ("atom_stability", "atom st. (EDM)"),
-    ("molecule_stability", "mol st. (EDM)"),
-    ("molecule_stability_given_bonds", "mol st. (charged, bonds)"),
-    ("validity", "valid (EDM bonds)"),
-    ("validity_given_bonds", "valid (own bonds)"),
-    ("uniqueness_given_bonds", "unique"),
-    ("mmff_strain_median", "strain median"),
+    ("edm/atom_stability", "atom st. (`edm`)"),
+    ("edm/molecule_stability", "mol st. (`edm`)"),
+    ("midi/molecule_stability", "mol st. (`midi`)"),
+    ("edm/validity", "valid (`edm`)"),
+    ("midi/validity", "valid (`midi`)"),
+    ("midi/uniqueness", "unique (`midi`)"),
+    ("mmff94-strain/mmff_strain_median", "strain median (`mmff94-strain`)"),
     ("mol_per_s", "mol/s"),
 ]
 
@@ -223,6 +224,11 @@ def main() -> int:
                         "--no-progress",
                         "--threads",
                         str(args.threads),
+                        "--protocol",
+                        "edm",
+                        "midi",
+                        "symgen-geometry-w1",
+                        "mmff94-strain",
                     ],
                     out / f"{name}_sample_{steps}.log",
                 )

@@ -2,7 +2,8 @@
 
 Each argument is ``LABEL=PATH``, where PATH is a ``metrics.json`` written by
 ``examples/molecules/train.py`` / ``sample.py`` / ``python -m symgen.molecules.evaluate``, or
-the run folder holding it. Rows name each metric's protocol; rates are printed in percent.
+the run folder holding it. One row per metric of any of the reports, in report order; each row
+names the metric's protocol; rates are printed in percent.
 With ``--train-log``, the steps and final training loss come from each run folder's
 ``log.csv`` as well.
 
@@ -17,24 +18,17 @@ import json
 import sys
 from pathlib import Path
 
-# (metric, label, percent?) in the order the table shows them
-ROWS = [
-    ("molecule_stability", "molecule stability", True),
-    ("atom_stability", "atom stability", True),
-    ("validity", "validity", True),
-    ("connected_validity", "connected validity", True),
-    ("molecule_stability_given_bonds", "molecule stability", True),
-    ("atom_stability_given_bonds", "atom stability", True),
-    ("validity_given_bonds", "validity", True),
-    ("connected_validity_given_bonds", "connected validity", True),
-    ("uniqueness_given_bonds", "uniqueness (of valid)", True),
-    ("novelty_given_bonds", "novelty (of valid and unique)", True),
-    ("novelty", "novelty (of valid and unique)", True),
-    ("bond_length_w1", "bond-length W1 (Å)", False),
-    ("bond_angle_w1", "bond-angle W1 (°)", False),
-    ("atom_type_tv", "atom-type total variation", False),
-    ("mmff_strain_median", "median MMFF94 strain (kcal/mol)", False),
-]
+#: Metric names (the part after ``protocol/``) that are rates, printed in percent.
+RATES = ("stability", "validity", "uniqueness", "novelty", "connectivity", "connected",
+         "neutral", "rate", "pb_valid", "fragments", "close_pairs")  # fmt: skip
+
+
+def is_rate(key: str, protocol: str) -> bool:
+    """Whether a metric is a share of molecules (or atoms), printed in percent."""
+    name = key.split("/", 1)[-1]
+    if name.startswith(("mean_", "mmff_strain", "delta_e", "rmsd", "bond_", "torsion")):
+        return False
+    return protocol == "posebusters" or any(r in name for r in RATES)
 
 
 def load(path: Path) -> dict:
@@ -82,11 +76,11 @@ def main() -> int:
         logs = [training(path) for path in paths]
         print("| training steps | | " + " | ".join(s for s, _ in logs) + " |")
         print("| training loss (last window) | | " + " | ".join(x for _, x in logs) + " |")
-    for key, label, percent in ROWS:
+    keys = list(dict.fromkeys(k for r in reports for k in r))  # report order, all runs
+    for key in keys:
         entries = [r.get(key) for r in reports]
-        if all(e is None for e in entries):
-            continue
         protocol = next(e["protocol"] for e in entries if e is not None)
+        percent = is_rate(key, protocol)
         cells = []
         for e in entries:
             value = None if e is None else e["value"]
@@ -94,7 +88,7 @@ def main() -> int:
                 cells.append("–")
             else:
                 cells.append(f"{100 * value:.1f} %" if percent else f"{value:.3g}")
-        print(f"| {label} | `{protocol}` | " + " | ".join(cells) + " |")
+        print(f"| {key.split('/', 1)[-1]} | `{protocol}` | " + " | ".join(cells) + " |")
     return 0
 
 

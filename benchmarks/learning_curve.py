@@ -14,6 +14,15 @@ from pathlib import Path
 
 # (column of evaluation.csv, label, percent?)
 COLUMNS = [
+    ("edm/molecule_stability", "mol. stability (`edm`)", True),
+    ("edm/validity", "validity (`edm`)", True),
+    ("midi/molecule_stability", "mol. stability (`midi`)", True),
+    ("midi/validity", "validity (`midi`)", True),
+    ("symgen-geometry-w1/bond_length_w1", "bond-length W1 (`symgen-geometry-w1`, Å)", False),
+    ("mmff94-strain/mmff_strain_median", "median strain (`mmff94-strain`, kcal/mol)", False),
+]
+#: The columns of runs recorded before the protocols issue (their own protocol names).
+LEGACY_COLUMNS = [
     ("molecule_stability", "mol. stability (`edm-distance-table`)", True),
     ("validity", "validity (`rdkit-sanitize/edm-bonds`)", True),
     ("molecule_stability_given_bonds", "mol. stability (`charged-valence`)", True),
@@ -49,14 +58,15 @@ def main() -> int:
     curve = read(args.run / "evaluation.csv")
     val_file = args.run / "validation.csv"
     losses = {r["step"]: r["loss"] for r in read(val_file)} if val_file.exists() else {}
-    head = ["step", "training time", *(label for _, label, _ in COLUMNS)]
+    columns = COLUMNS if not curve or COLUMNS[0][0] in curve[0] else LEGACY_COLUMNS
+    head = ["step", "training time", *(label for _, label, _ in columns)]
     if losses:
         head.append("validation loss (EMA)")
     print("| " + " | ".join(head) + " |")
     print("|" + "---:|" * len(head))
     for row in curve:
         cells = [f"{int(row['step']):,}", f"{float(row['train_seconds']) / 60:.1f} min"]
-        cells += [cell(row.get(key), percent) for key, _, percent in COLUMNS]
+        cells += [cell(row.get(key), percent) for key, _, percent in columns]
         if losses:
             cells.append(f"{float(losses[row['step']]):.4f}" if row["step"] in losses else "–")
         print("| " + " | ".join(cells) + " |")

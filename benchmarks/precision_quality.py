@@ -27,22 +27,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "examples" / "molecules" / "train.py"
 FINAL = [
-    ("molecule_stability", "mol. stability (`edm-distance-table`)"),
-    ("atom_stability", "atom stability (`edm-distance-table`)"),
-    ("validity", "validity (`rdkit-sanitize/edm-bonds`)"),
-    ("molecule_stability_given_bonds", "mol. stability (`charged-valence`)"),
-    ("validity_given_bonds", "validity (`rdkit-sanitize/given-bonds`)"),
-    ("uniqueness_given_bonds", "uniqueness (`rdkit-sanitize/given-bonds`)"),
-    ("bond_length_w1", "bond-length W1 (`w1-edm-bonds`, Å)"),
-    ("bond_angle_w1", "bond-angle W1 (`w1-edm-bonds`, °)"),
-    ("mmff_strain_median", "median MMFF strain (`mmff94-strain`, kcal/mol)"),
+    ("edm/molecule_stability", "mol. stability (`edm`)"),
+    ("edm/atom_stability", "atom stability (`edm`)"),
+    ("edm/validity", "validity (`edm`)"),
+    ("midi/molecule_stability", "mol. stability (`midi`)"),
+    ("midi/validity", "validity (`midi`)"),
+    ("midi/uniqueness", "uniqueness (`midi`)"),
+    ("symgen-geometry-w1/bond_length_w1", "bond-length W1 (`symgen-geometry-w1`, Å)"),
+    ("symgen-geometry-w1/bond_angle_w1", "bond-angle W1 (`symgen-geometry-w1`, °)"),
+    ("mmff94-strain/mmff_strain_median", "median MMFF strain (`mmff94-strain`, kcal/mol)"),
 ]
 CURVE = [
-    ("molecule_stability", "mol. stability (`edm-distance-table`)"),
-    ("molecule_stability_given_bonds", "mol. stability (`charged-valence`)"),
-    ("mmff_strain_median", "median strain (`mmff94-strain`)"),
+    ("edm/molecule_stability", "mol. stability (`edm`)"),
+    ("midi/molecule_stability", "mol. stability (`midi`)"),
+    ("mmff94-strain/mmff_strain_median", "median strain (`mmff94-strain`)"),
     ("val_loss", "validation loss (EMA)"),
 ]
+PERCENT = ("stability", "validity", "uniqueness")
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -175,11 +176,9 @@ def main() -> int:
     rows = [("train_loss", "training loss (last window)"), ("val_loss", "validation loss (EMA)")]
     for key, label in rows + FINAL:
         per = [[results[pr][s]["final"].get(key, math.nan) for s in args.seeds] for pr in precs]
-        scale, digits = (100.0, 1) if key.endswith(("stability", "validity")) else (1.0, 3)
-        if key.startswith(("uniqueness", "validity_given", "molecule_stability_given")):
-            scale, digits = 100.0, 1
-        if key in ("mmff_strain_median", "bond_angle_w1"):
-            digits = 1 if key == "mmff_strain_median" else 2
+        scale, digits = (100.0, 1) if key.endswith(PERCENT) else (1.0, 3)
+        if key.endswith(("mmff_strain_median", "bond_angle_w1")):
+            digits = 1 if key.endswith("mmff_strain_median") else 2
         cells = [fmt(v, scale, digits) for v in per]
         if len(precs) == 2:  # paired by seed: same batches and draws
             cells.append(fmt([b - a for a, b in zip(*per)], scale, digits))
@@ -196,8 +195,8 @@ def main() -> int:
             for pr in precs:
                 vals = [results[pr][s]["curve"].get(step, {}).get(key) for s in args.seeds]
                 vals = [v for v in vals if v is not None]
-                pct = key.startswith("molecule_stability")
-                digits = 1 if pct or key == "mmff_strain_median" else 3
+                pct = key.endswith("molecule_stability")
+                digits = 1 if pct or key.endswith("mmff_strain_median") else 3
                 cells.append(fmt(vals, 100.0 if pct else 1.0, digits) if vals else "")
         print(f"| {step} | " + " | ".join(cells) + " |")
     if args.json:

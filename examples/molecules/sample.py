@@ -60,6 +60,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--strain-molecules", type=int, default=200, help="molecules whose MMFF strain is computed"
     )
+    p.add_argument(
+        "--xtb-molecules",
+        type=int,
+        default=0,
+        help="GFN2-xTB relaxations of the geom-revisited protocol (needs tblite; default 0)",
+    )
+    p.add_argument(
+        "--protocol",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="evaluation protocols (default: every one whose extra is installed; see "
+        "python -m symgen.molecules.evaluate --help)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -74,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     try:
+        if not args.no_eval:
+            from symgen.molecules.evaluate import select_protocols
+
+            select_protocols(args.protocol)  # a bad name fails before sampling, not after
         gen, cfg, state = cf.load_generator(
             args.checkpoint, ema=not args.no_ema, device=args.device, precision=args.precision
         )
         gen.sampler = gen.sampler.replace(**{k: getattr(args, k) for k in SAMPLER_OPTIONS})
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, ImportError) as err:
         cf.eprint(f"error: {err}")
         return 2
     mols, rate = cf.sample_molecules(
@@ -96,9 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         mio.write_xyz(mols, out / "samples.xyz")
     else:
         reference = cf.load_reference(cfg, progress=not args.no_progress)
-        report = cf.evaluate_molecules(mols, reference, strain_molecules=args.strain_molecules)
+        report = cf.evaluate_molecules(
+            mols,
+            reference,
+            strain_molecules=args.strain_molecules,
+            xtb_molecules=args.xtb_molecules,
+            protocols=args.protocol,
+            progress=not args.no_progress,
+        )
         cf.save_samples(mols, report, out)
         print(report.table())
+        print("\nheadline protocols side by side:")
+        print(report.side_by_side(cf.HEADLINE_PROTOCOLS))
     record = cf.sampling_record(
         gen,
         state,

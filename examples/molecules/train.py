@@ -71,10 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             gen, cfg.final_samples, seed=cfg.seed + 1, progress=cfg.progress
         )
     report = cf.evaluate_molecules(
-        mols, cf.load_reference(cfg), strain_molecules=cfg.strain_molecules
+        mols,
+        cf.load_reference(cfg),
+        strain_molecules=cfg.strain_molecules,
+        xtb_molecules=cfg.xtb_molecules,
+        posebusters_molecules=cfg.posebusters_molecules,
+        progress=cfg.progress,
     )
     cf.save_samples(mols, report, cfg.out_dir)
     print(report.table())
+    print("\nheadline protocols side by side:")
+    print(report.side_by_side(cf.HEADLINE_PROTOCOLS))
     compiled = getattr(gen.network, "compiled", False)
     print(
         f"sampling: {rate:.1f} molecules/s ({gen.sampler.steps} steps, {cfg.device}, "

@@ -17,16 +17,21 @@ symmetrically (EDM's tables are symmetric on the QM9 elements). An atom is *stab
 of its bond orders is one of the allowed valences of its element (:data:`EDM_ALLOWED_VALENCES`);
 a molecule is stable when all its atoms are.
 
-**Charge-aware protocol** (``"charged-valence"``, version ``"1"``): for models that generate
-formal charges and bonds, an atom is stable when the sum of its bond orders is an allowed
-valence for its element *and* formal charge (:data:`CHARGED_ALLOWED_VALENCES`; e.g. N⁺ 4, O⁻ 1),
-in the spirit of the tables of MiDi, FlowMol and SemlaFlow. Hydrogens are explicit atoms.
+**Valence tables** (:class:`ValenceTable`): which sums of bond orders an atom of an element
+and formal charge may have. :data:`EDM_TABLE` (EDM; charges ignored), :data:`MIDI_TABLE` (the
+charge-aware table of MiDi, reused by SemlaFlow and FlowMol; a charge the element does not list
+falls back to its neutral entry), :data:`GEOM_REVISITED_TABLE` (the GEOM-Drugs table of
+"GEOM-Drugs Revisited", Kekulé entries; an unlisted charge is unstable) and
+:data:`SYMGEN_CHARGED_TABLE` (symgen's strict table: no neutral radicals, an unlisted charge is
+unstable). Hydrogens are explicit atoms.
+
+The EDM distance distances are computed in float32, as EDM computes them from its float32
+sample tensors, so that thresholds are crossed exactly where EDM's code crosses them.
 
 Everything is vectorized over a padded batch ``(b, n)`` in NumPy: distances, table lookups and
 valence checks are array operations, with no Python loop over atom pairs.
 """
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +48,13 @@ __all__ = [
     "EDM_MARGINS",
     "EDM_ALLOWED_VALENCES",
     "CHARGED_ALLOWED_VALENCES",
+    "MIDI_ALLOWED_VALENCES",
+    "GEOM_REVISITED_TUPLES",
+    "ValenceTable",
+    "EDM_TABLE",
+    "MIDI_TABLE",
+    "GEOM_REVISITED_TABLE",
+    "SYMGEN_CHARGED_TABLE",
     "StabilityResult",
     "infer_bonds_edm",
     "bond_matrix",
@@ -106,8 +118,8 @@ EDM_ALLOWED_VALENCES: dict[str, tuple[int, ...]] = {
     "Bi": (3, 5),
 }
 
-#: Allowed valences per element and formal charge (charge-aware protocol, version 1).
-#: Charged states follow the isoelectronic rule (N⁺ like C, O⁻ like F, C⁻ like N, ...).
+#: Allowed valences per element and formal charge (symgen's strict charge-aware table,
+#: version 1). Charged states follow the isoelectronic rule (N⁺ like C, O⁻ like F, C⁻ like N, ...).
 CHARGED_ALLOWED_VALENCES: dict[str, dict[int, tuple[int, ...]]] = {
     "H": {0: (1,), 1: (0,), -1: (0,)},
     "B": {0: (3,), -1: (4,)},
@@ -127,7 +139,87 @@ CHARGED_ALLOWED_VALENCES: dict[str, dict[int, tuple[int, ...]]] = {
     "Hg": {0: (1, 2)},
     "Bi": {0: (3, 5)},
 }
+
+#: MiDi's allowed valences per element and formal charge (Vignac et al. 2023, ``allowed_bonds``
+#: in ``midi/analysis/rdkit_functions.py``; the same table in SemlaFlow and FlowMol ≤ 2.0).
+#: MiDi writes some entries without charges (B: 3, Hg: [1, 2]); they are the neutral entry here,
+#: which the fallback of :data:`MIDI_TABLE` applies to every charge, as MiDi does.
+MIDI_ALLOWED_VALENCES: dict[str, dict[int, tuple[int, ...]]] = {
+    "H": {0: (1,), 1: (0,), -1: (0,)},
+    "C": {0: (3, 4), 1: (3,), -1: (3,)},
+    "N": {0: (2, 3), 1: (2, 3, 4), -1: (2,)},
+    "O": {0: (2,), 1: (3,), -1: (1,)},
+    "F": {0: (1,), -1: (0,)},
+    "B": {0: (3,)}, "Al": {0: (3,)}, "Si": {0: (4,)},
+    "P": {0: (3, 5), 1: (4,)},
+    "S": {0: (2, 6), 1: (2, 3), 2: (4,), 3: (5,), -1: (3,)},
+    "Cl": {0: (1,)}, "As": {0: (3,)},
+    "Br": {0: (1,), 1: (2,)},
+    "I": {0: (1,)}, "Hg": {0: (1, 2)}, "Bi": {0: (3, 5)}, "Se": {0: (2, 4, 6)},
+}
+
+#: The GEOM-Drugs valences of "GEOM-Drugs Revisited" (Nikitin et al. 2025, repository
+#: ``isayevlab/geom-drugs-3dgen-evaluation``, ``geom_utils/geom_drugs_valency_table.py``):
+#: per element and charge the ``(aromatic bonds, sum of the other bond orders)`` pairs seen
+#: in the cleaned GEOM-Drugs training set.
+GEOM_REVISITED_TUPLES: dict[str, dict[int, tuple[tuple[int, int], ...]]] = {
+    "Br": {0: ((0, 1),), 1: ((0, 2),)},
+    "C": {0: ((0, 4), (2, 2), (2, 1), (3, 0)), -1: ((0, 3), (2, 1), (3, 0)),
+          1: ((0, 3), (2, 1), (3, 0))},
+    "N": {0: ((0, 3), (2, 0), (2, 1), (3, 0)), 1: ((0, 4), (2, 0), (2, 1), (2, 2), (3, 0)),
+          -1: ((0, 2), (2, 0)), -2: ((0, 1),)},
+    "H": {0: ((0, 1),)},
+    "S": {0: ((0, 2), (0, 3), (0, 6), (2, 0)), 1: ((0, 3), (2, 0), (2, 1), (3, 0)),
+          2: ((0, 4), (2, 1), (2, 2)), 3: ((0, 2), (0, 5)), -1: ((0, 1),)},
+    "O": {0: ((0, 2), (2, 0)), -1: ((0, 1),), 1: ((0, 3),)},
+    "F": {0: ((0, 1),)},
+    "Cl": {0: ((0, 1),), 1: ((0, 2),)},
+    "P": {0: ((0, 3), (0, 5)), 1: ((0, 4),)},
+    "I": {0: ((0, 1),), 1: ((0, 2),), 2: ((0, 3),)},
+    "Si": {0: ((0, 4),), 1: ((0, 5),)},
+    "B": {-1: ((0, 4),), 0: ((0, 3),)},
+    "Bi": {0: ((0, 3),), 2: ((0, 5),)},
+}
 # fmt: on
+
+
+@dataclass(frozen=True)
+class ValenceTable:
+    """Allowed valences (sums of bond orders) per element and formal charge, and a fallback rule.
+
+    Atom ``(Z, q)`` with valence ``v`` is allowed when ``v in allowed[symbol(Z)][q]``; when the
+    element lists no entry for ``q``, it is judged by its neutral entry if
+    ``fallback_to_neutral`` (MiDi's rule; with only neutral entries this ignores charges, EDM's
+    rule), else it is not allowed. Elements absent from the table are never allowed.
+
+    Examples:
+        >>> MIDI_TABLE.allows(7, 2, 5), GEOM_REVISITED_TABLE.allows(7, 2, 5)
+        (True, False)
+    """
+
+    name: str
+    allowed: dict[str, dict[int, tuple[int, ...]]]
+    fallback_to_neutral: bool = False
+
+    def allows(self, atomic_number: int, valence: int, charge: int = 0) -> bool:
+        """Whether one atom's valence is allowed (the scalar rule the lookup vectorizes)."""
+        entries = self.allowed.get(SYMBOLS.get(int(atomic_number), ""), {})
+        if int(charge) in entries:
+            return int(valence) in entries[int(charge)]
+        return self.fallback_to_neutral and int(valence) in entries.get(0, ())
+
+    def lookup(self) -> np.ndarray:
+        """Dense ``(Z, charge + 4, valence)`` boolean table over charges -4..4, valences 0..16."""
+        cached = self.__dict__.get("_lookup")
+        if cached is None:
+            cached = np.zeros((_NZ, 2 * _CHARGE_OFFSET + 1, _MAX_VALENCE + 1), dtype=bool)
+            for z in SYMBOLS:
+                for q in range(-_CHARGE_OFFSET, _CHARGE_OFFSET + 1):
+                    for v in range(_MAX_VALENCE + 1):
+                        cached[z, q + _CHARGE_OFFSET, v] = self.allows(z, v, q)
+            object.__setattr__(self, "_lookup", cached)  # frozen: cache beside the fields
+        return cached
+
 
 _NZ = max(SYMBOLS) + 1  # atomic numbers 0..83 index the lookup tables (0 = padding)
 _MAX_VALENCE = 16  # valences above this are never allowed
@@ -149,23 +241,24 @@ _THR2 = _pair_table(EDM_BONDS2, EDM_MARGINS[1])
 _THR3 = _pair_table(EDM_BONDS3, EDM_MARGINS[2])
 
 
-def _neutral_lookup() -> np.ndarray:
-    out = np.zeros((_NZ, 2 * _CHARGE_OFFSET + 1, _MAX_VALENCE + 1), dtype=bool)
-    for sym, vals in EDM_ALLOWED_VALENCES.items():
-        # the EDM protocol ignores charges: the same rule for every charge
-        out[ATOMIC_NUMBERS[sym], :, list(vals)] = True
-    return out
+#: EDM's table: :data:`EDM_ALLOWED_VALENCES`, charges ignored.
+EDM_TABLE = ValenceTable(
+    "edm", {s: {0: v} for s, v in EDM_ALLOWED_VALENCES.items()}, fallback_to_neutral=True
+)
+#: MiDi's table (:data:`MIDI_ALLOWED_VALENCES`), an unlisted charge judged as neutral.
+MIDI_TABLE = ValenceTable("midi", MIDI_ALLOWED_VALENCES, fallback_to_neutral=True)
+#: The Kekulé entries (no aromatic bond) of :data:`GEOM_REVISITED_TUPLES`; unlisted charges fail.
+GEOM_REVISITED_TABLE = ValenceTable(
+    "geom-revisited",
+    {
+        s: {q: tuple(v for a, v in pairs if a == 0) for q, pairs in by_q.items()}
+        for s, by_q in GEOM_REVISITED_TUPLES.items()
+    },
+)
+#: symgen's strict charge-aware table (:data:`CHARGED_ALLOWED_VALENCES`); unlisted charges fail.
+SYMGEN_CHARGED_TABLE = ValenceTable("symgen-charged-valence", CHARGED_ALLOWED_VALENCES)
 
-
-def _charged_lookup() -> np.ndarray:
-    out = np.zeros((_NZ, 2 * _CHARGE_OFFSET + 1, _MAX_VALENCE + 1), dtype=bool)
-    for sym, by_charge in CHARGED_ALLOWED_VALENCES.items():
-        for charge, vals in by_charge.items():
-            out[ATOMIC_NUMBERS[sym], charge + _CHARGE_OFFSET, list(vals)] = True
-    return out
-
-
-_LOOKUPS = {"edm": _neutral_lookup(), "charged": _charged_lookup()}
+_TABLES = {"edm": EDM_TABLE, "charged": SYMGEN_CHARGED_TABLE, "midi": MIDI_TABLE}
 
 
 def _safe_z(atomic_numbers: np.ndarray) -> np.ndarray:
@@ -199,12 +292,13 @@ def infer_bonds_edm(
         3
     """
     z = _safe_z(atomic_numbers)
-    pos = np.asarray(positions, dtype=np.float64)
-    d2 = np.zeros(pos.shape[:-1] + pos.shape[-2:-1])
+    # float32 throughout, in EDM's order of operations: ((dx² + dy²) + dz²), sqrt, times 100
+    pos = np.asarray(positions, dtype=np.float32)
+    d2 = np.zeros(pos.shape[:-1] + pos.shape[-2:-1], dtype=np.float32)
     for k in range(3):  # three (.., n, n) passes; cheaper than a (.., n, n, 3) difference array
         c = pos[..., k]
         d2 += np.square(c[..., :, None] - c[..., None, :])
-    dist_pm = 100.0 * np.sqrt(d2)
+    dist_pm = np.float32(100.0) * np.sqrt(d2)
     # compact element index: the threshold tables are gathered from a small (e, e) block
     present, cz = np.unique(z, return_inverse=True)
     cz = cz.reshape(z.shape)
@@ -336,22 +430,25 @@ def allowed_valence(
     valence: Int[np.ndarray, "*batch"],
     charges: Int[np.ndarray, "*batch"] | None = None,
     *,
-    table: str = "edm",
+    table: "str | ValenceTable" = "edm",
 ) -> Bool[np.ndarray, "*batch"]:
     """Whether each atom's valence (sum of bond orders) is allowed for its element (and charge).
 
-    ``table="edm"`` uses :data:`EDM_ALLOWED_VALENCES` and ignores charges; ``table="charged"``
-    uses :data:`CHARGED_ALLOWED_VALENCES` with ``charges`` (default all neutral). Unknown
-    elements, charges outside -4..4 and valences above 16 are never allowed.
+    ``table`` is a :class:`ValenceTable` or one of the names ``"edm"`` (:data:`EDM_TABLE`,
+    charges ignored), ``"charged"`` (:data:`SYMGEN_CHARGED_TABLE`) and ``"midi"``
+    (:data:`MIDI_TABLE`); ``charges`` default to all neutral. Unknown elements, charges outside
+    -4..4 and valences above 16 are never allowed.
 
     Examples:
         >>> z, v, q = np.array([7, 7]), np.array([4, 4]), np.array([0, 1])
         >>> allowed_valence(z, v, q, table="charged").tolist()
         [False, True]
     """
-    if table not in _LOOKUPS:
-        raise ValueError(f"unknown valence table {table!r}; choose 'edm' or 'charged'")
-    lookup = _LOOKUPS[table]
+    if isinstance(table, str):
+        if table not in _TABLES:
+            raise ValueError(f"unknown valence table {table!r}; choose one of {sorted(_TABLES)}")
+        table = _TABLES[table]
+    lookup = table.lookup()
     z = _safe_z(atomic_numbers)
     v = np.asarray(valence, dtype=np.int64)
     q = np.zeros_like(z) if charges is None else np.asarray(charges, dtype=np.int64)
@@ -395,7 +492,7 @@ def stability_from_bonds(
     mask: Bool[np.ndarray, "b n"],
     charges: Int[np.ndarray, "b n"] | None = None,
     *,
-    table: str = "edm",
+    table: "str | ValenceTable" = "edm",
 ) -> StabilityResult:
     """Atom and molecule stability from a batch of bond-order matrices.
 
@@ -473,20 +570,21 @@ def stability_edm_reference(
 ) -> tuple[bool, int, int]:
     """Straightforward pure-Python EDM stability of one molecule (double loop over atom pairs).
 
-    The baseline that :func:`stability_edm` is tested and benchmarked against; it mirrors the
-    published per-molecule procedure. Returns ``(molecule_stable, num_stable_atoms, num_atoms)``.
+    The baseline that :func:`stability_edm` is benchmarked against; it follows the published
+    per-molecule procedure (float32 distances pair by pair). Returns
+    ``(molecule_stable, num_stable_atoms, num_atoms)``.
 
     Examples:
         >>> stability_edm_reference([8, 1, 1], [[0, 0, 0], [.96, 0, 0], [-.24, .93, 0]])
         (True, 3, 3)
     """
     syms = [SYMBOLS.get(int(z), "?") for z in atomic_numbers]
-    pos = [tuple(float(c) for c in p) for p in positions]
+    pos = np.asarray(positions, dtype=np.float32)  # EDM's sample tensors are float32
     valence = [0] * len(syms)
     for i in range(len(syms)):
         for j in range(i + 1, len(syms)):
-            d = math.sqrt(sum((pos[i][k] - pos[j][k]) ** 2 for k in range(3)))
-            order = _edm_order_scalar(syms[i], syms[j], 100.0 * d)
+            d = np.sqrt(np.sum((pos[i] - pos[j]) ** 2))
+            order = _edm_order_scalar(syms[i], syms[j], float(np.float32(100.0) * d))
             valence[i] += order
             valence[j] += order
     stable = sum(

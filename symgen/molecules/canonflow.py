@@ -26,7 +26,6 @@ feature layout), so :func:`load_generator` samples without QM9.
 
 import argparse
 import dataclasses
-import math
 import sys
 import time
 import typing
@@ -101,6 +100,7 @@ __all__ = [
     "load_reference",
     "sample_molecules",
     "evaluate_molecules",
+    "HEADLINE_PROTOCOLS",
     "save_samples",
     "SampleAndEvaluate",
     "Reference",
@@ -238,6 +238,12 @@ class CanonFlowConfig:
     )
     final_samples: int = _opt(1000, "molecules sampled and evaluated at the end (0: skip)")
     strain_molecules: int = _opt(200, "molecules whose MMFF strain is computed in evaluations")
+    xtb_molecules: int = _opt(
+        0, "final evaluation: GFN2-xTB relaxations of geom-revisited (needs tblite; 0: none)"
+    )
+    posebusters_molecules: int = _opt(
+        100, "final evaluation: molecules checked by posebusters (when it is installed)"
+    )
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -602,9 +608,10 @@ class Reference:
 class SampleAndEvaluate:
     """A training hook: sample with the EMA weights and score the samples (a learning curve).
 
-    Returns (and the trainer appends to ``evaluation.csv``) molecule stability under the EDM
-    distance-table protocol and under the charge-aware protocol on the generated bonds,
-    validity on both kinds of bonds, the bond-length W1 and the median MMFF strain.
+    Returns (and the trainer appends to ``evaluation.csv``) molecule stability and validity
+    under the ``edm`` protocol (bonds from geometry) and the ``midi`` protocol (the generated
+    bonds and charges), the bond-length W1 and the median MMFF strain; column names are the
+    report keys ``"<protocol>/<metric>"``.
 
     Args:
         every: steps between rounds.
@@ -615,13 +622,14 @@ class SampleAndEvaluate:
 
     name = "evaluation"
     keys = (
-        "molecule_stability",
-        "validity",
-        "molecule_stability_given_bonds",
-        "validity_given_bonds",
-        "bond_length_w1",
-        "mmff_strain_median",
+        "edm/molecule_stability",
+        "edm/validity",
+        "midi/molecule_stability",
+        "midi/validity",
+        "symgen-geometry-w1/bond_length_w1",
+        "mmff94-strain/mmff_strain_median",
     )
+    protocols = ("edm", "midi", "symgen-geometry-w1", "mmff94-strain")
 
     def __init__(
         self, every: int, num: int, reference: Reference, *, strain_molecules: int = 100
@@ -634,8 +642,10 @@ class SampleAndEvaluate:
     def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
         with trainer.averaged() as gen:
             mols, _ = sample_molecules(gen, self.num, seed=step, progress=False)  # type: ignore[arg-type]
-        rep = evaluate_molecules(mols, self.reference, strain_molecules=self.strain_molecules)
-        return {k: rep[k] if k in rep.metrics else math.nan for k in self.keys}
+        rep = evaluate_molecules(
+            mols, self.reference, strain_molecules=self.strain_molecules, protocols=self.protocols
+        )
+        return {k: rep.get(k) for k in self.keys}
 
 
 def train(
@@ -779,18 +789,36 @@ def load_reference(cfg: CanonFlowConfig, *, progress: bool = False) -> Reference
 
 
 def evaluate_molecules(
-    molecules: list[Molecule], reference: Reference, *, strain_molecules: int = 200
+    molecules: list[Molecule],
+    reference: Reference,
+    *,
+    strain_molecules: int = 200,
+    xtb_molecules: int = 0,
+    posebusters_molecules: int = 1000,
+    protocols: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> Any:
-    """Score with :func:`symgen.molecules.evaluate.evaluate` against the QM9 training split."""
+    """Score with :func:`symgen.molecules.evaluate.evaluate` against the QM9 training split.
+
+    ``protocols`` default to every protocol whose extra is installed.
+    """
     from symgen.molecules.evaluate import evaluate
 
     return evaluate(
         molecules,
+        protocols=protocols,
         reference=reference.molecules,
         reference_smiles=reference.smiles,
         max_strain_molecules=strain_molecules,
+        max_xtb_molecules=xtb_molecules,
+        max_posebusters_molecules=posebusters_molecules,
         max_reference_molecules=5000,
+        progress=progress,
     )
+
+
+#: The protocols whose columns the main job prints side by side.
+HEADLINE_PROTOCOLS: tuple[str, ...] = ("midi", "edm")
 
 
 def save_samples(

@@ -2,41 +2,40 @@
 
 Library use::
 
-    report = evaluate(molecules, reference=train_molecules, reference_smiles=train_smiles)
-    print(report.table()); report.write_json("metrics.json")
+    report = evaluate(molecules, protocols=["edm", "midi"], reference=train_molecules)
+    report["midi/molecule_stability"]; print(report.table()); report.write_json("metrics.json")
 
 Command line (``python -m symgen.molecules.evaluate --help``)::
 
-    python -m symgen.molecules.evaluate --samples out.sdf --reference qm9-train --json metrics.json
+    python -m symgen.molecules.evaluate --samples out.sdf --reference qm9-train --protocol edm midi
 
-Every metric records the protocol (and its version) that produced it. Each protocol is a small
-module of :mod:`symgen.molecules.protocols` (source, rules, metric keys); :func:`evaluate`
-checks the input, builds the protocols' shared context and runs the entries of
-:data:`symgen.molecules.protocols.REGISTRY` in order:
+Every number carries the name and version of the protocol that produced it; report keys are
+``"<protocol>/<metric>"``. The protocols (:data:`symgen.molecules.protocols.REGISTRY`, one
+module each with its tables, procedure and source):
 
 ==========================  =====================================================================
-protocol                    meaning
+protocol                    what it reproduces
 ==========================  =====================================================================
-``edm-distance-table``      bonds inferred from geometry with the EDM tables; EDM valences
-``charged-valence``         the molecules' own bonds; valences by element and formal charge
-``rdkit-sanitize``          RDKit sanitization of atoms + bonds (+ charges); SMILES of the largest
-                            fragment (``.../edm-bonds`` or ``.../given-bonds`` says which bonds)
-``w1-edm-bonds``            Wasserstein-1 vs the reference, bonds from the EDM tables on both sides
-``mmff94-strain``           MMFF94 energy minus energy after MMFF relaxation, kcal/mol (own
-                            bonds when ``"bonds"`` is selected and molecules carry them, else
-                            EDM bonds)
+``edm``                     EDM (Hoogeboom et al. 2022): distance-table bonds, EDM valences,
+                            validity of the largest fragment, uniqueness, novelty
+``midi``                    MiDi (Vignac et al. 2023; also SemlaFlow, FlowMol): charge-aware
+                            valences on the molecules' own bonds and charges, validity,
+                            connectivity, uniqueness, novelty
+``geom-revisited``          GEOM-Drugs Revisited (Nikitin et al. 2025): data-derived valences,
+                            validity and connectivity, GFN2-xTB ΔE_relax, RMSD, geometry changes
+                            (the relaxation needs the ``xtb`` extra)
+``posebusters``             PoseBusters ``mol`` checks (``posebusters`` extra)
+``symgen-charged-valence``  symgen's strict charge-aware valences (no neutral radicals)
+``symgen-composition``      net charge, fragments, close atom pairs of the set
+``symgen-geometry-w1``      W1 distances of bond lengths / angles / atom counts to a reference
+``mmff94-strain``           MMFF94 energy minus relaxed energy, kcal/mol
 ==========================  =====================================================================
 
-Metric keys: ``atom_stability``, ``molecule_stability``, ``validity``, ``connected_validity``,
-``uniqueness``, ``valid_and_unique``, ``novelty`` (geometry protocol), the same with the suffix
-``_given_bonds`` (generated-bonds protocol), ``bond_length_w1``, ``bond_angle_w1``,
-``atom_count_w1``, ``atom_type_tv``, ``mmff_strain_median``, ``mmff_strain_mean``,
-``mmff_setup_rate``.
-
-Denominators: stability, validity and V×U are over *all* input molecules; a molecule that
-cannot be scored (no atoms, NaN coordinates, unknown element, overlapping atoms) counts as
-unstable and invalid, and its reason is listed in :attr:`EvaluationReport.failures`; the
-evaluation never stops on one bad molecule.
+Denominators: every rate of a stability or validity protocol is over *all* input molecules
+(and their atoms). A molecule no protocol can take (no atoms, an unknown element, non-finite
+coordinates, a record its reader flagged) counts as unstable and invalid with all its atoms,
+and is listed with its reason in :attr:`EvaluationReport.failures`; the evaluation never stops
+on one bad molecule. Close or coincident atoms are scored like any others (as EDM does).
 """
 
 import argparse
@@ -44,6 +43,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +52,20 @@ import numpy as np
 
 from symgen.files import atomic_write_json
 from symgen.molecules.dataset import MoleculeDataset
-from symgen.molecules.io import read_sdf, read_xyz
+from symgen.molecules.io import MOLECULE_SUFFIXES, read_molecules, read_sdf, read_xyz
 from symgen.molecules.metrics import MIN_DISTANCE, check_molecule
 from symgen.molecules.molecule import Molecule
-from symgen.molecules.protocols import FAMILIES, REGISTRY, EvaluationContext
+from symgen.molecules.protocols import REGISTRY, EvaluationContext
 
-__all__ = ["Metric", "EvaluationReport", "evaluate", "load_reference", "main"]
+__all__ = [
+    "Metric",
+    "EvaluationReport",
+    "evaluate",
+    "available_protocols",
+    "select_protocols",
+    "load_reference",
+    "main",
+]
 
 
 @dataclass(frozen=True)
@@ -93,18 +101,22 @@ class EvaluationReport:
 
     Attributes:
         num_molecules: number of input molecules.
-        metrics: metric name -> :class:`Metric`.
+        metrics: ``"<protocol>/<metric>"`` -> :class:`Metric`.
         failures: molecule index -> reasons (input problems, unstable atoms, sanitization
-            errors, fragments, skipped MMFF), only for molecules with at least one reason.
-        details: per-type breakdowns, e.g. ``details["bond_length_w1"]["C-H"]``.
+            errors, fragments, skipped relaxations), only for molecules with a reason.
+        details: per-type breakdowns, e.g. ``details["symgen-geometry-w1/bond_length_w1"]``.
         names: the input molecules' names (for the failure listing).
+        notes: how to read the numbers (tables used, protocols or parts skipped and why).
+        seconds: wall-clock seconds each protocol took (shared work is charged to the first
+            protocol that needs it).
 
     Examples:
         >>> xyz = np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
         >>> water = Molecule(np.array([8, 1, 1]), xyz)
-        >>> r = evaluate([water], max_strain_molecules=0)
-        >>> r.metrics["molecule_stability"].value, r.metrics["molecule_stability"].protocol
-        (1.0, 'edm-distance-table')
+        >>> r = evaluate([water], protocols=["edm"])
+        >>> m = r.metrics["edm/molecule_stability"]
+        >>> m.value, m.protocol, m.version
+        (1.0, 'edm', '1')
     """
 
     num_molecules: int
@@ -112,10 +124,23 @@ class EvaluationReport:
     failures: dict[int, tuple[str, ...]] = field(default_factory=dict)
     details: dict[str, dict[str, float]] = field(default_factory=dict)
     names: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> float:
-        """The value of metric ``key``."""
+        """The value of metric ``"<protocol>/<metric>"``."""
+        if key not in self.metrics:
+            raise KeyError(f"no metric {key!r}; this report has: {', '.join(self.metrics)}")
         return self.metrics[key].value
+
+    def get(self, key: str, default: float = math.nan) -> float:
+        """The value of metric ``key``, or ``default`` when the report lacks it."""
+        return self.metrics[key].value if key in self.metrics else default
+
+    @property
+    def protocols(self) -> list[str]:
+        """Names of the protocols with at least one metric, in report order."""
+        return list(dict.fromkeys(m.protocol for m in self.metrics.values()))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (non-finite numbers become ``None``)."""
@@ -127,6 +152,8 @@ class EvaluationReport:
             "num_molecules": self.num_molecules,
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "details": {k: {t: clean(v) for t, v in d.items()} for k, d in self.details.items()},
+            "notes": list(self.notes),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "failures": [
                 {
                     "index": i,
@@ -146,102 +173,185 @@ class EvaluationReport:
         atomic_write_json(path, self.to_dict())
 
     def table(self) -> str:
-        """A plain-text table: metric, value, protocol/version, count."""
-        rows = [("metric", "value", "protocol", "n")]
+        """A plain-text table: protocol and version, metric, value, count; then the notes."""
+        rows = [("protocol", "metric", "value", "n")]
         for k, m in self.metrics.items():
             v = "n/a" if not math.isfinite(m.value) else f"{m.value:.4f}"
-            rows.append((k, v, f"{m.protocol} v{m.version}", str(m.count)))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        lines = [
-            "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip()
-            for r in rows
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+            rows.append((f"{m.protocol} v{m.version}", k.split("/", 1)[1], v, str(m.count)))
+        lines = _format_rows(rows)
+        lines.extend(f"note: {n}" for n in self.notes)
         lines.append(f"{len(self.failures)} of {self.num_molecules} molecules have failure reasons")
         return "\n".join(lines)
+
+    def side_by_side(self, protocols: Sequence[str]) -> str:
+        """Metrics shared by several protocols in one row, a column per protocol.
+
+        Examples:
+            >>> print(evaluate([Molecule(np.array([1, 1]), np.array([[0.0, 0, 0], [0.74, 0, 0]]))],
+            ...                protocols=["edm"]).side_by_side(["edm"]).splitlines()[2])
+            atom_stability      1.0000
+        """
+        keys: list[str] = []
+        for k, m in self.metrics.items():
+            name = k.split("/", 1)[1]
+            if m.protocol in protocols and name not in keys:
+                keys.append(name)
+        header = ("metric", *(f"{p} v{REGISTRY[p].version}" for p in protocols))
+        rows = [header]
+        for name in keys:
+            cells = []
+            for p in protocols:
+                m = self.metrics.get(f"{p}/{name}")
+                cells.append(
+                    "-" if m is None else "n/a" if not math.isfinite(m.value) else f"{m.value:.4f}"
+                )
+            rows.append((name, *cells))
+        return "\n".join(_format_rows(rows))
+
+
+def _format_rows(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def available_protocols() -> list[str]:
+    """Names of the protocols whose extras are installed (the default of :func:`evaluate`)."""
+    return [name for name, p in REGISTRY.items() if p.default and p.available]
+
+
+def select_protocols(protocols: Sequence[str] | None) -> list[str]:
+    """Check protocol names and return them in registry order (``None``: the available ones).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones) or an empty list.
+        ImportError: a named protocol whose extra is not installed (the message says which).
+    """
+    if protocols is None:
+        return available_protocols()
+    if isinstance(protocols, str):
+        protocols = [protocols]
+    unknown = [p for p in protocols if p not in REGISTRY]
+    if unknown or not protocols:
+        raise ValueError(
+            f"unknown protocol(s) {unknown or '(none given)'}; choose from {', '.join(REGISTRY)}"
+        )
+    for p in protocols:
+        entry = REGISTRY[p]
+        if not entry.available:
+            raise ImportError(
+                f"protocol {p!r} needs {', '.join(entry.requires)}: "
+                f'pip install "symgen[{entry.extra}]"'
+            )
+    return [p for p in REGISTRY if p in set(protocols)]
 
 
 def evaluate(
     molecules: Sequence[Molecule],
     *,
+    protocols: Sequence[str] | None = None,
     reference: Sequence[Molecule] | MoleculeDataset | None = None,
     reference_smiles: Sequence[str] | set[str] | None = None,
-    protocols: Sequence[str] = ("edm", "bonds"),
     max_strain_molecules: int = 1000,
     strain_max_iters: int = 200,
     max_reference_molecules: int = 10_000,
+    max_xtb_molecules: int = 0,
+    max_posebusters_molecules: int = 100,
     min_distance: float = MIN_DISTANCE,
     seed: int = 0,
     progress: bool = False,
 ) -> EvaluationReport:
-    """Score generated molecules; every metric names its protocol (see the module docstring).
+    """Score generated molecules under named protocols (see the module docstring).
 
     Args:
-        molecules: the generated molecules (bonds/charges optional).
-        reference: reference molecules (e.g. the training set) for the geometry distances; a
-            random subset of ``max_reference_molecules`` (drawn with ``seed``) is used.
-        reference_smiles: reference SMILES for novelty (canonicalized here, no stereo). When
-            omitted but ``reference`` is given, they are derived from the reference molecules
-            (their own bonds, or EDM-inferred), which is slower for large sets.
-        protocols: ``"edm"`` (geometry-only stability/validity) and/or ``"bonds"`` (the
-            molecules' own bonds and charges; skipped when no molecule has bonds).
-        max_strain_molecules: MMFF strain on the first (at most) this many scorable molecules,
-            using their own bonds when ``"bonds"`` is selected and some molecules carry sound
-            bonds (then only those are candidates), else EDM bonds (0 disables); molecules
-            MMFF cannot handle count in ``mmff_setup_rate``, not in the strain.
+        molecules: the generated molecules (bonds and charges optional; the protocols on own
+            bonds skip molecules without them, with a reason).
+        protocols: protocol names (:data:`~symgen.molecules.protocols.REGISTRY`); default every
+            protocol whose extra is installed (:func:`available_protocols`).
+        reference: reference molecules (e.g. the training set): geometry distances (a random
+            subset of ``max_reference_molecules``, drawn with ``seed``), EDM's novelty
+            reference, the ``geom-revisited`` valence table.
+        reference_smiles: reference SMILES for novelty (canonicalized here). When omitted but
+            ``reference`` is given, they are derived from the reference molecules.
+        max_strain_molecules: MMFF strain on at most this many molecules (0 disables).
         strain_max_iters: maximum MMFF minimizer iterations per molecule.
-        max_reference_molecules: cap on reference molecules used for geometry distances.
-        min_distance: atoms closer than this (Å) make a molecule a failure ("overlapping").
+        max_reference_molecules: cap on reference molecules for geometry distances and the
+            ``geom-revisited`` table.
+        max_xtb_molecules: GFN2-xTB relaxations in ``geom-revisited`` (0: none; seconds each).
+        max_posebusters_molecules: molecules checked by ``posebusters``.
+        min_distance: reference molecules with atoms closer than this (Å) are not used.
         seed: seed of the reference subsample.
         progress: show tqdm progress bars.
 
     Returns:
         An :class:`EvaluationReport`.
 
+    Raises:
+        ValueError: an unknown protocol or a negative limit.
+        ImportError: a named protocol's extra is missing.
+
     Examples:
         >>> ch4 = Molecule(np.array([6, 1, 1, 1, 1]), np.array([[0, 0, 0], [.63, .63, .63],
         ...     [-.63, -.63, .63], [-.63, .63, -.63], [.63, -.63, -.63]], dtype=float))
-        >>> evaluate([ch4, ch4], max_strain_molecules=0)["uniqueness"]
+        >>> evaluate([ch4, ch4], protocols=["edm"])["edm/uniqueness"]
         0.5
     """
-    unknown = set(protocols) - set(FAMILIES)
-    if unknown or not protocols:
-        raise ValueError(f"protocols must be a non-empty subset of {FAMILIES}, got {protocols}")
-    if max_strain_molecules < 0 or strain_max_iters < 1 or max_reference_molecules < 1:
+    names = select_protocols(protocols)
+    if (
+        min(max_strain_molecules, max_xtb_molecules, max_posebusters_molecules) < 0
+        or strain_max_iters < 1
+        or max_reference_molecules < 1
+    ):
         raise ValueError(
-            "max_strain_molecules must be >= 0, strain_max_iters and max_reference_molecules >= 1"
+            "max_strain_molecules, max_xtb_molecules and max_posebusters_molecules must be "
+            ">= 0, strain_max_iters and max_reference_molecules >= 1"
         )
     failures: dict[int, list[str]] = {}
     sound_idx = []
     for i, m in enumerate(molecules):
-        problems = check_molecule(m, min_distance=min_distance)
+        problems = check_molecule(m, min_distance=0.0)  # close atoms are scored, as EDM does
         if problems:
-            failures[i] = list(problems)
+            failures[i] = ["not scorable: " + p for p in problems]
         else:
             sound_idx.append(i)
     context = EvaluationContext(
         molecules=tuple(molecules[i] for i in sound_idx),
         num_molecules=len(molecules),
         num_atoms=sum(int(np.asarray(m.atomic_numbers).size) for m in molecules),
-        families=frozenset(protocols),
         reference=reference,
         reference_smiles=reference_smiles,
         max_reference_molecules=max_reference_molecules,
         max_strain_molecules=max_strain_molecules,
         strain_max_iters=strain_max_iters,
+        max_xtb_molecules=max_xtb_molecules,
+        max_posebusters_molecules=max_posebusters_molecules,
         min_distance=min_distance,
         seed=seed,
         progress=progress,
     )
     metrics: dict[str, Metric] = {}
     details: dict[str, dict[str, float]] = {}
-    for protocol in REGISTRY.values():
-        if protocol.family is not None and protocol.family not in protocols:
-            continue
+    notes: list[str] = []
+    seconds: dict[str, float] = {}
+    if failures:
+        notes.append(
+            f"{len(failures)} molecule(s) not scorable (see failures): unstable and invalid "
+            "under every protocol, in every denominator"
+        )
+    for name in names:
+        protocol = REGISTRY[name]
+        t0 = time.perf_counter()
         scores = protocol.score(context)
+        seconds[name] = time.perf_counter() - t0
         for key, (value, count) in scores.metrics.items():
-            metrics[key] = Metric(float(value), protocol.name, protocol.version, int(count))
-        details.update(scores.details)
+            metrics[f"{name}/{key}"] = Metric(
+                float(value), protocol.name, protocol.version, int(count)
+            )
+        details.update({f"{name}/{k}": v for k, v in scores.details.items()})
+        notes.extend(scores.notes)
         for j, reasons in scores.reasons.items():
             failures.setdefault(sound_idx[j], []).extend(reasons)
     return EvaluationReport(
@@ -250,6 +360,8 @@ def evaluate(
         failures={i: tuple(r) for i, r in sorted(failures.items())},
         details=details,
         names=tuple(m.name for m in molecules),
+        notes=tuple(notes),
+        seconds=seconds,
     )
 
 
@@ -281,9 +393,9 @@ def load_reference(spec: str, *, cache_dir: str | None = None, progress: bool = 
             "qm9-valid, qm9-test, qm9) and no such file"
         )
     if path.suffix.lower() == ".sdf":
-        return read_sdf(path, errors="keep"), None
+        return read_sdf(path), None
     if path.suffix.lower() == ".xyz":
-        return read_xyz(path, errors="keep"), None
+        return read_xyz(path), None
     smiles = [
         ln.split()[0]
         for ln in path.read_text().splitlines()
@@ -292,24 +404,23 @@ def load_reference(spec: str, *, cache_dir: str | None = None, progress: bool = 
     return None, smiles
 
 
-def _read_samples(path: str) -> list[Molecule]:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".sdf":
-        return read_sdf(path, errors="keep")
-    if suffix == ".xyz":
-        return read_xyz(path, errors="keep")
-    raise ValueError(f"--samples must be an .sdf or .xyz file, got {path!r}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m symgen.molecules.evaluate --help``)."""
+    """Command-line entry point (``python -m symgen.molecules.evaluate --help``).
+
+    Returns 0 on success, 2 for unreadable, empty or malformed input or bad options (the
+    message names the file, the record and the reason).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m symgen.molecules.evaluate",
-        description="Score generated 3D molecules (SDF or XYZ) with published protocols: EDM "
-        "distance-table stability, RDKit validity/uniqueness/novelty, geometry W1 "
-        "distances and MMFF94 strain. Every number names its protocol.",
+        description="Score generated 3D molecules (SDF, multi-record XYZ, or a folder of XYZ "
+        "files as EDM writes its samples) under the field's published protocols. Every number "
+        "names its protocol and version.",
     )
-    parser.add_argument("--samples", required=True, help="generated molecules, .sdf or .xyz")
+    parser.add_argument(
+        "--samples",
+        required=True,
+        help=f"generated molecules: a file ({', '.join(MOLECULE_SUFFIXES)}) or a folder of them",
+    )
     parser.add_argument(
         "--reference",
         default=None,
@@ -319,10 +430,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the report as JSON here (atomically)")
     parser.add_argument(
         "--protocol",
-        choices=("all", "edm", "bonds"),
-        default="all",
-        help="edm: geometry-only bonds; bonds: the file's own bonds and charges; "
-        "all: both (default)",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"protocols to run, any of: {', '.join(REGISTRY)} (default: every protocol "
+        "whose extra is installed)",
     )
     parser.add_argument(
         "--max-strain-molecules",
@@ -335,6 +447,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=200,
         help="MMFF minimizer iterations per molecule (default 200)",
+    )
+    parser.add_argument(
+        "--xtb-molecules",
+        type=int,
+        default=100,
+        help="GFN2-xTB relaxations of geom-revisited (needs the xtb extra; 0 disables; "
+        "default 100)",
+    )
+    parser.add_argument(
+        "--posebusters-molecules",
+        type=int,
+        default=100,
+        help="molecules checked by posebusters (about a second each; default 100)",
     )
     parser.add_argument(
         "--max-reference-molecules",
@@ -361,28 +486,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        samples = _read_samples(args.samples)
+        protocols = select_protocols(args.protocol)
+        samples = read_molecules(args.samples)
+        if all(m.num_atoms == 0 for m in samples):
+            raise ValueError(f"{args.samples}: no molecule has any atom")
         ref_mols, ref_smiles = (None, None)
         if args.reference:
             ref_mols, ref_smiles = load_reference(
                 args.reference, cache_dir=args.cache_dir, progress=not args.no_progress
             )
-        protocols = ("edm", "bonds") if args.protocol == "all" else (args.protocol,)
         report = evaluate(
             samples,
+            protocols=protocols,
             reference=ref_mols,
             reference_smiles=ref_smiles,
-            protocols=protocols,
             max_strain_molecules=args.max_strain_molecules,
             strain_max_iters=args.strain_max_iters,
+            max_xtb_molecules=args.xtb_molecules,
+            max_posebusters_molecules=args.posebusters_molecules,
             max_reference_molecules=args.max_reference_molecules,
             seed=args.seed,
             progress=not args.no_progress,
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.samples}: {report.num_molecules} molecules")
+    if not any(m.has_bonds for m in samples):
+        print("note: no bonds in the input: only the geometry-based protocols score it")
+    if not any(int(z) == 1 for m in samples for z in np.asarray(m.atomic_numbers)):
+        print("note: no explicit hydrogens in the input: every protocol here expects them")
     print(report.table())
     for i, reasons in list(report.failures.items())[: max(args.max_failures_shown, 0)]:
         print(f"  #{i} {report.names[i]!r}: " + " | ".join(reasons))

@@ -16,6 +16,7 @@ imported inside the functions that need it. Files are written atomically with
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = [
     "write_sdf",
     "read_xyz",
     "write_xyz",
+    "read_molecules",
+    "MOLECULE_SUFFIXES",
 ]
 
 
@@ -57,6 +60,7 @@ def to_rdkit(
     *,
     charges: bool = True,
     sanitize: bool = False,
+    conformer: bool = True,
 ) -> Any:
     """Build an RDKit ``Mol`` (atoms, formal charges, bonds and a 3D conformer) from a molecule.
 
@@ -71,6 +75,7 @@ def to_rdkit(
         bond_orders: optional dense bond-order matrix overriding the molecule's bonds.
         charges: set formal charges from ``molecule.charges`` (when present).
         sanitize: run ``Chem.SanitizeMol`` (raises RDKit's sanitization errors).
+        conformer: attach the coordinates as a 3D conformer (not needed to sanitize).
 
     Returns:
         rdkit.Chem.Mol: the molecule; unsanitized unless ``sanitize=True``.
@@ -112,11 +117,12 @@ def to_rdkit(
         if order not in kinds:
             raise ValueError(f"bond ({i}, {j}) has order {order}; expected 1, 2 or 3")
         mol.AddBond(i, j, kinds[order])
-    conf = Chem.Conformer(k)
-    for i, (x, y, zc) in enumerate(np.asarray(molecule.positions, dtype=np.float64).tolist()):
-        conf.SetAtomPosition(i, Point3D(x, y, zc))
-    conf.Set3D(True)
-    mol.AddConformer(conf, assignId=True)
+    if conformer:
+        conf = Chem.Conformer(k)
+        for i, (x, y, zc) in enumerate(np.asarray(molecule.positions, dtype=np.float64).tolist()):
+            conf.SetAtomPosition(i, Point3D(x, y, zc))
+        conf.Set3D(True)
+        mol.AddConformer(conf, assignId=True)
     out = mol.GetMol()
     if molecule.name:
         out.SetProp("_Name", molecule.name)
@@ -203,15 +209,20 @@ def read_sdf(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such SD file: {path}")
-    out = []
+    out: list[Molecule] = []
+    if not path.read_bytes().strip():
+        return out  # RDKit refuses an empty file; it simply holds no records
+    records = None  # the raw record texts, split only when a record fails to parse
     RDLogger.DisableLog("rdApp.*")
     try:
         supplier = Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)
         for i, mol in enumerate(supplier):
             try:
                 if mol is None:
-                    raise ValueError("RDKit could not parse the record")
-                out.append(from_rdkit(mol))
+                    if records is None:
+                        records = path.read_text(errors="replace").split("$$$$")
+                    raise ValueError(_sdf_parse_problem(records[i] if i < len(records) else ""))
+                out.append(_without_unknown_bonds(from_rdkit(mol)))
             except ValueError as err:
                 if errors == "raise":
                     raise ValueError(f"{path}: record {i}: {err}") from err
@@ -219,6 +230,99 @@ def read_sdf(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
     finally:
         RDLogger.EnableLog("rdApp.*")
     return out
+
+
+def _sdf_parse_problem(record: str) -> str:
+    """Why RDKit could not parse one SD record, read from its text (V2000 counts/atom lines)."""
+    lines = record.lstrip("\n").splitlines()
+    if len(lines) < 4:
+        return f"RDKit could not parse the record: {len(lines)} lines, no counts line"
+    counts = lines[3]
+    if "V3000" in counts:
+        return "RDKit could not parse the V3000 record"
+    try:
+        n_atoms = int(counts[0:3])
+    except ValueError:
+        return f"RDKit could not parse the record: bad counts line {counts!r}"
+    for a, line in enumerate(lines[4 : 4 + n_atoms]):
+        sym = line[31:34].strip() if len(line) >= 34 else ""
+        if not sym:
+            return f"RDKit could not parse the record: atom {a}: malformed atom line {line!r}"
+        if sym not in ATOMIC_NUMBERS:
+            return f"RDKit could not parse the record: atom {a}: unknown element symbol {sym!r}"
+    if len(lines) < 4 + n_atoms:
+        return f"RDKit could not parse the record: {n_atoms} atoms announced, fewer atom lines"
+    return "RDKit could not parse the record (bond block or properties)"
+
+
+def _without_unknown_bonds(molecule: Molecule) -> Molecule:
+    """A record with several atoms and no bond at all carries no bond information: ``bonds=None``.
+
+    Files written without a bond block (e.g. converted from XYZ) are then scored like XYZ
+    (bonds inferred from geometry) instead of as molecules whose model generated no bonds.
+    """
+    if molecule.num_atoms > 1 and molecule.bonds is not None and len(molecule.bonds) == 0:
+        return Molecule(
+            molecule.atomic_numbers,
+            molecule.positions,
+            charges=molecule.charges,
+            name=molecule.name,
+        )
+    return molecule
+
+
+#: File suffixes :func:`read_molecules` reads; ``.txt`` is the XYZ format EDM writes its samples in.
+MOLECULE_SUFFIXES: tuple[str, ...] = (".sdf", ".xyz", ".txt")
+
+
+def read_molecules(path: str | os.PathLike) -> list[Molecule]:
+    """Read generated molecules from an SD file, a multi-record XYZ file, or a folder of them.
+
+    A folder is read file by file in name order (``*.sdf``, ``*.xyz`` and ``*.txt``, the last
+    being the XYZ files EDM writes its samples to, one molecule per file); each molecule is
+    named ``"<file>"`` or ``"<file>#<record>"``. Reading is strict: malformed input raises,
+    naming the file, the record and the reason; only atoms with an unknown element symbol in an
+    XYZ file are kept (symbol recorded in :attr:`Molecule.problems`), so that an evaluation
+    counts and lists them.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: an unsupported suffix, an unparsable record, or no molecule at all.
+
+    Examples:
+        >>> read_molecules("samples/")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in MOLECULE_SUFFIXES)
+        if not files:
+            raise ValueError(
+                f"{path}: folder holds no molecule files ({', '.join(MOLECULE_SUFFIXES)})"
+            )
+        out = []
+        for f in files:
+            mols = _read_file(f)
+            for r, m in enumerate(mols):
+                label = f.name if len(mols) == 1 else f"{f.name}#{r}"
+                out.append(replace(m, name=f"{label} {m.name}".strip()))
+        return out
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    return _read_file(path)
+
+
+def _read_file(path: Path) -> list[Molecule]:
+    suffix = path.suffix.lower()
+    if suffix == ".sdf":
+        mols = read_sdf(path)
+    elif suffix in (".xyz", ".txt"):
+        mols = read_xyz(path, errors="keep")
+    else:
+        expected = ", ".join(MOLECULE_SUFFIXES)
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; expected one of {expected}")
+    if not mols:
+        raise ValueError(f"{path}: no molecules in the file")
+    return mols
 
 
 def write_sdf(molecules: Sequence[Molecule], path: str | os.PathLike) -> None:
@@ -260,10 +364,13 @@ def read_xyz(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
     Args:
         path: the ``.xyz`` file.
         errors: ``"raise"`` to raise on an unknown element symbol, ``"keep"`` to store it as
-            atomic number 0 so that an evaluation reports it per molecule.
+            atomic number 0 and record ``"atom <a>: unknown element symbol '<sym>'"`` in the
+            molecule's :attr:`~symgen.molecules.molecule.Molecule.problems`, so that an
+            evaluation lists it per molecule with its symbol.
 
     Raises:
-        ValueError: a malformed block (bad count, too few lines, unparsable coordinates).
+        ValueError: a malformed block (bad count, too few lines, unparsable coordinates), named
+            by file and line.
 
     Examples:
         >>> mols = read_xyz("samples.xyz")  # doctest: +SKIP
@@ -285,6 +392,7 @@ def read_xyz(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
         name = lines[i + 1].strip()
         z = np.zeros(k, dtype=np.int64)
         pos = np.zeros((k, 3))
+        problems = []
         for a in range(k):
             lineno = i + 3 + a
             parts = lines[i + 2 + a].split()
@@ -299,11 +407,13 @@ def read_xyz(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
                 z[a] = ATOMIC_NUMBERS[sym.capitalize()]
             elif errors == "raise":
                 raise ValueError(f"{path}:{lineno}: unknown element symbol {sym!r}")
+            else:
+                problems.append(f"atom {a}: unknown element symbol {sym!r} (line {lineno})")
             try:
                 pos[a] = [float(t) for t in parts[1:4]]
             except ValueError as err:
                 raise ValueError(f"{path}:{lineno}: bad coordinates {parts[1:4]}") from err
-        out.append(Molecule(z, pos, name=name))
+        out.append(Molecule(z, pos, name=name, problems=tuple(problems)))
         i += 2 + k
     return out
 

@@ -65,7 +65,7 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
     """Problems that make a molecule unscorable: empty, bad shapes, unknown elements, NaN, overlaps.
 
     Returns an empty list for a sound molecule, else one message per problem. Overlap means
-    two atoms closer than ``min_distance`` Å.
+    two atoms closer than ``min_distance`` Å (``min_distance=0`` skips that check).
 
     Examples:
         >>> check_molecule(Molecule(np.array([6, 6]), np.array([[0., 0, 0], [0.1, 0, 0]])))
@@ -77,7 +77,9 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
         return [f"inconsistent shapes: atomic_numbers {z.shape}, positions {pos.shape}"]
     if len(z) == 0:
         return ["empty molecule (no atoms)"]
-    problems = []
+    problems = list(molecule.problems)
+    if problems:
+        return problems
     if not np.issubdtype(z.dtype, np.integer):
         return [f"atomic numbers must be integers, got dtype {z.dtype}"]
     unknown = sorted({int(a) for a in z if int(a) not in SYMBOLS})
@@ -85,7 +87,7 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
         problems.append(f"unknown element (atomic number {', '.join(map(str, unknown))})")
     if not np.all(np.isfinite(pos)):
         problems.append(f"non-finite coordinates ({int((~np.isfinite(pos).all(1)).sum())} atoms)")
-    elif len(z) > 1:
+    elif len(z) > 1 and min_distance > 0:
         d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
         d[np.diag_indices(len(z))] = np.inf
         i, j = np.unravel_index(np.argmin(d), d.shape)
@@ -227,10 +229,14 @@ class ValidityResult:
     """RDKit validity of a list of molecules.
 
     Attributes:
-        valid: ``(N,)`` sanitization succeeded.
+        valid: ``(N,)`` the molecule passes the rule's sanitization.
         connected: ``(N,)`` valid and a single fragment.
-        num_fragments: ``(N,)`` number of fragments (0 where not valid).
-        smiles: canonical SMILES (no stereo) of the largest fragment, ``""`` where not valid.
+        num_fragments: ``(N,)`` number of fragments of the built molecule (0 where the rule
+            does not reach it: EDM counts fragments of valid molecules only, MiDi of all).
+        smiles: ``Chem.MolToSmiles`` (default options, explicit hydrogens kept) of the
+            sanitized largest fragment, as EDM's and MiDi's code write it; ``""`` where invalid.
+        smiles_noh: canonical SMILES of the same fragment without hydrogens or stereo
+            (comparable with dataset SMILES); ``""`` where invalid.
         errors: sanitization error message per molecule, ``""`` where valid.
     """
 
@@ -238,6 +244,7 @@ class ValidityResult:
     connected: np.ndarray
     num_fragments: np.ndarray
     smiles: list[str]
+    smiles_noh: list[str]
     errors: list[str]
 
 
@@ -246,58 +253,94 @@ def _first_line(err: BaseException) -> str:
     return text[-1] if text else type(err).__name__
 
 
+def _largest_fragment(mol, *, sanitize: bool):
+    """Fragments of ``mol`` and the largest by atom count (the first one on a tie)."""
+    from rdkit import Chem
+
+    parts = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=sanitize)
+    largest = parts[0] if parts else mol
+    for part in parts[1:]:
+        if part.GetNumAtoms() > largest.GetNumAtoms():
+            largest = part
+    return parts, largest
+
+
 def rdkit_validity(
     molecules: Sequence[Molecule],
     bond_orders: Sequence[np.ndarray],
     *,
     use_charges: bool = True,
+    rule: str = "edm",
+    hydrogen_free_smiles: bool = True,
     progress: bool = False,
 ) -> ValidityResult:
-    """EDM-style RDKit validity: build the molecule from atoms + bonds, sanitize, largest fragment.
+    """RDKit validity of atoms + bonds: build the molecule, sanitize, keep the largest fragment.
+
+    Atoms carry no ``NoImplicit`` flag, so under-bonded atoms get implicit hydrogens and only
+    over-bonded atoms (or unkekulizable rings) fail. Two published rules:
+
+    * ``rule="edm"`` (EDM's ``BasicMolecularMetrics``): sanitize the whole molecule; if that
+      succeeds, take the largest fragment (atoms counted with hydrogens, the first on a tie),
+      sanitize it and write its SMILES.
+    * ``rule="midi"`` (MiDi's ``compute_validity``): take the largest fragment of the
+      unsanitized molecule and sanitize only that fragment.
 
     Args:
-        molecules: sound molecules (see :func:`check_molecule`).
+        molecules: molecules with known elements and finite coordinates.
         bond_orders: one dense ``(k, k)`` bond-order matrix per molecule (given or inferred).
-        use_charges: set formal charges from the molecules (when they have them).
+        use_charges: set formal charges from the molecules (MiDi: yes; EDM: no).
+        rule: ``"edm"`` or ``"midi"``.
+        hydrogen_free_smiles: also write :attr:`ValidityResult.smiles_noh` (else all ``""``).
         progress: show a tqdm progress bar.
 
     Examples:
         >>> from symgen.molecules.bonds import edm_bond_orders
         >>> m = Molecule(np.array([8, 1, 1]), np.array([[0., 0, 0], [.96, 0, 0], [-.24, .93, 0]]))
-        >>> rdkit_validity([m], [edm_bond_orders(m)]).smiles
-        ['O']
+        >>> r = rdkit_validity([m], [edm_bond_orders(m)])
+        >>> r.smiles, r.smiles_noh
+        (['[H]O[H]'], ['O'])
     """
     from rdkit import Chem, RDLogger
     from tqdm.auto import tqdm
 
     from symgen.molecules.io import to_rdkit
 
+    if rule not in ("edm", "midi"):
+        raise ValueError(f"rule must be 'edm' or 'midi', got {rule!r}")
     if len(bond_orders) != len(molecules):
         raise ValueError(f"{len(bond_orders)} bond matrices for {len(molecules)} molecules")
     n = len(molecules)
     valid = np.zeros(n, dtype=bool)
     frags = np.zeros(n, dtype=np.int64)
-    smiles, errors = [""] * n, [""] * n
+    smiles, smiles_noh, errors = [""] * n, [""] * n, [""] * n
     RDLogger.DisableLog("rdApp.*")
     try:
         for i in tqdm(range(n), desc="rdkit validity", disable=not progress, leave=False):
             try:
-                mol = Chem.Mol(to_rdkit(molecules[i], bond_orders[i], charges=use_charges))
-                Chem.SanitizeMol(mol)
+                mol = to_rdkit(molecules[i], bond_orders[i], charges=use_charges, conformer=False)
+                if rule == "edm":
+                    Chem.SanitizeMol(mol)
+                    parts, largest = _largest_fragment(mol, sanitize=True)
+                    frags[i] = len(parts)
+                else:  # MiDi counts fragments of every molecule, valid or not
+                    parts, largest = _largest_fragment(mol, sanitize=False)
+                    frags[i] = len(parts)
+                    Chem.SanitizeMol(largest)
             except Exception as err:  # RDKit sanitization errors are ValueError/RuntimeError
                 errors[i] = _first_line(err)
                 continue
-            parts = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
-            largest = max(parts, default=mol, key=lambda p: p.GetNumAtoms())
-            valid[i], frags[i] = True, len(parts)
-            try:  # hydrogens implicit, like reference SMILES
-                largest = Chem.RemoveHs(largest)
+            valid[i] = True
+            smiles[i] = Chem.MolToSmiles(largest)
+            if not hydrogen_free_smiles:
+                continue
+            try:  # hydrogens implicit, like dataset SMILES
+                heavy = Chem.RemoveHs(largest)
             except Exception:  # noqa: S110 - keep explicit hydrogens when RDKit refuses
-                pass
-            smiles[i] = Chem.MolToSmiles(largest, isomericSmiles=False)
+                heavy = largest
+            smiles_noh[i] = Chem.MolToSmiles(heavy, isomericSmiles=False)
     finally:
         RDLogger.EnableLog("rdApp.*")
-    return ValidityResult(valid, valid & (frags == 1), frags, smiles, errors)
+    return ValidityResult(valid, valid & (frags == 1), frags, smiles, smiles_noh, errors)
 
 
 def canonical_smiles(smiles: Iterable[str], *, progress: bool = False) -> set[str]:

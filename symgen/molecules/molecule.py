@@ -19,6 +19,9 @@ class Molecule:
             unknown (metrics then infer them from geometry).
         bond_orders: ``(m,)`` kekulized bond orders in {1, 2, 3}, aligned with ``bonds``.
         name: free-form identifier (SMILES, file name, index).
+        problems: what a reader found wrong with this record (e.g. ``"atom 3: unknown element
+            symbol 'Xx'"``, the symbol kept); a molecule with problems is not scored, and the
+            evaluator lists these reasons for it.
 
     Examples:
         >>> water = Molecule(np.array([8, 1, 1]),
@@ -33,6 +36,7 @@ class Molecule:
     bonds: np.ndarray | None = None
     bond_orders: np.ndarray | None = None
     name: str = field(default="")
+    problems: tuple[str, ...] = field(default=())
 
     @property
     def num_atoms(self) -> int:

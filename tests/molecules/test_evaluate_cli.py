@@ -78,23 +78,24 @@ def test_sdf_with_smiles_reference(tmp_path, samples, capsys):
     )
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "molecule_stability" in printed and "edm-distance-table v1" in printed
+    assert "molecule_stability" in printed and "edm v1" in printed and "midi v1" in printed
     data = json.loads(out_json.read_text())
     m = data["metrics"]
     # geometry only (EDM): the zwitterion (N with 4 bonds, O with 1) and CH5 are unstable
-    assert m["molecule_stability"] == {
+    assert m["edm/molecule_stability"] == {
         "value": pytest.approx(4 / 6),
-        "protocol": "edm-distance-table",
+        "protocol": "edm",
         "version": "1",
         "count": 6,
     }
-    # given bonds + charges: the zwitterion is fine under the charge-aware table
-    assert m["molecule_stability_given_bonds"]["value"] == pytest.approx(5 / 6)
-    assert m["molecule_stability_given_bonds"]["protocol"] == "charged-valence"
-    assert m["validity_given_bonds"]["value"] == pytest.approx(5 / 6)
-    assert m["uniqueness_given_bonds"]["value"] == pytest.approx(4 / 5)
-    assert m["novelty_given_bonds"]["value"] == pytest.approx(2 / 4)  # CCO and CC#N are known
-    assert m["mmff_setup_rate"]["count"] == 3
+    # own bonds + charges: the zwitterion is fine under MiDi's charge-aware table
+    assert m["midi/molecule_stability"]["value"] == pytest.approx(5 / 6)
+    assert m["midi/molecule_stability"]["protocol"] == "midi"
+    assert m["midi/validity"]["value"] == pytest.approx(5 / 6)
+    assert m["midi/uniqueness"]["value"] == pytest.approx(4 / 5)
+    assert m["midi/novelty"]["value"] == pytest.approx(2 / 4)  # CCO and CC#N are known
+    assert m["mmff94-strain/mmff_setup_rate"]["count"] == 3
+    assert m["symgen-composition/neutral"]["value"] == 1.0  # the zwitterion is net neutral
     names = {f["name"]: f["reasons"] for f in data["failures"]}
     assert any("valence 5" in r for r in names["CH5"])
     assert png.read_bytes()[:4] == b"\x89PNG" and "canvas" in html.read_text()
@@ -123,36 +124,119 @@ def test_xyz_with_bad_molecules_and_sdf_reference(tmp_path, samples):
             str(out_json),
             "--protocol",
             "edm",
-            "--max-strain-molecules",
-            "0",
+            "midi",
+            "symgen-geometry-w1",
             "--no-progress",
         ]
     )
     assert rc == 0
     data = json.loads(out_json.read_text())
     assert data["num_molecules"] == 10
-    assert "molecule_stability_given_bonds" not in data["metrics"]
-    assert data["metrics"]["molecule_stability"]["value"] == pytest.approx(4 / 10)
-    assert data["metrics"]["bond_length_w1"]["protocol"] == "w1-edm-bonds"
+    assert "midi/molecule_stability" not in data["metrics"]  # XYZ carries no bonds
+    assert "midi: skipped, no molecule carries its own bonds" in data["notes"]
+    assert data["metrics"]["edm/molecule_stability"]["value"] == pytest.approx(4 / 10)
+    assert data["metrics"]["symgen-geometry-w1/bond_length_w1"]["protocol"] == (
+        "symgen-geometry-w1"
+    )
     reasons = {f["name"]: f["reasons"] for f in data["failures"]}
-    assert reasons["overlap"][0].startswith("overlapping atoms 0 and 1")
-    assert reasons["empty"] == ["empty molecule (no atoms)"]
-    assert reasons["nan molecule"] == ["non-finite coordinates (1 atoms)"]
-    assert reasons["weird"] == ["unknown element (atomic number 0)"]
+    assert reasons["overlap"][0].startswith("edm: unstable: atom 0 C has valence 3")
+    assert reasons["empty"] == ["not scorable: empty molecule (no atoms)"]
+    assert reasons["nan molecule"] == ["not scorable: non-finite coordinates (1 atoms)"]
+    (weird,) = reasons["weird"]
+    assert weird.startswith("not scorable: atom 0: unknown element symbol 'Qq' (line ")
 
 
 def test_cli_errors(tmp_path, capsys):
     assert main(["--samples", str(tmp_path / "missing.sdf")]) == 2
-    assert "no such SD file" in capsys.readouterr().err
+    assert "no such file or folder" in capsys.readouterr().err
     (tmp_path / "a.pdb").write_text("")
     assert main(["--samples", str(tmp_path / "a.pdb")]) == 2
+    assert "unsupported file type '.pdb'" in capsys.readouterr().err
     write_xyz(
         [Molecule(np.array([1, 1]), np.array([[0.0, 0, 0], [0.74, 0, 0]]))], tmp_path / "h2.xyz"
     )
     assert main(["--samples", str(tmp_path / "h2.xyz"), "--reference", "nonexistent-ref"]) == 2
     assert "not a QM9 split name" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--samples", "x.sdf", "--protocol", "nope"])
+    assert main(["--samples", str(tmp_path / "h2.xyz"), "--protocol", "nope"]) == 2
+    assert "unknown protocol(s) ['nope']; choose from edm, midi" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("garbage.sdf", "this is not\na molecule file\n", "record 0: RDKit could not parse"),
+        ("empty.sdf", "", "no molecules in the file"),
+        ("empty.xyz", "", "no molecules in the file"),
+        ("blank.xyz", "\n\n", "no molecules in the file"),
+        ("short.xyz", "3\ncomment\nC 0 0 0\n", "block of 3 atoms runs past the end"),
+        ("count.xyz", "two\ncomment\nC 0 0 0\n", "expected an atom count, got 'two'"),
+        ("coords.xyz", "1\nc\nC 0 zero 0\n", "bad coordinates"),
+        ("zero_atoms.xyz", "0\nnothing here\n", "no molecule has any atom"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_the_reason(tmp_path, capsys, name, content, reason):
+    path = tmp_path / name
+    path.write_text(content)
+    assert main(["--samples", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and name in err
+
+
+def test_sdf_record_with_unknown_element_names_file_record_and_symbol(tmp_path, capsys, samples):
+    sdf = tmp_path / "s.sdf"
+    write_sdf(samples[:2], sdf)
+    text = sdf.read_text()
+    first, rest = text.split("$$$$\n", 1)
+    lines = first.splitlines()
+    lines[4] = lines[4][:31] + "Xx " + lines[4][34:]  # first atom line: element column
+    sdf.write_text("\n".join(lines) + "\n$$$$\n" + rest)
+    assert main(["--samples", str(sdf), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "s.sdf: record 0: RDKit could not parse the record: atom 0: unknown element "
+        "symbol 'Xx'" in err
+    )
+
+
+def test_folder_of_edm_sample_files(tmp_path, capsys, samples):
+    """EDM writes one ``.txt`` XYZ file per sample (count line, blank line, atom lines)."""
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    for i, m in enumerate(samples[:3]):
+        lines = [f"{m.num_atoms}", ""] + [
+            f"{'HCNOF'[[1, 6, 7, 8, 9].index(int(z))]} {x:.9f} {y:.9f} {c:.9f}"
+            for z, (x, y, c) in zip(m.atomic_numbers, m.positions, strict=True)
+        ]
+        (folder / f"molecule_{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    (folder / "notes.md").write_text("ignored")
+    out = tmp_path / "m.json"
+    assert (
+        main(["--samples", str(folder), "--protocol", "edm", "--json", str(out), "--no-progress"])
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert data["num_molecules"] == 3
+    assert data["metrics"]["edm/molecule_stability"]["value"] == 1.0
+    assert "no bonds in the input" in capsys.readouterr().out
+
+
+def test_sdf_without_hydrogens_or_bonds_is_read_and_flagged(tmp_path, capsys):
+    heavy = Molecule(np.array([6, 8]), np.array([[0.0, 0, 0], [1.43, 0, 0]]), name="CO heavy")
+    sdf = tmp_path / "noh.sdf"
+    write_sdf([heavy], sdf)  # written with EDM bonds: one C-O single bond, no hydrogens
+    assert main(["--samples", str(sdf), "--protocol", "edm", "midi", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "no explicit hydrogens in the input" in out
+    # no bond block at all: the bonds are unknown (None), not "generated without bonds"
+    text = sdf.read_text().splitlines()
+    counts = text[3]
+    text[3] = counts[:3] + "  0" + counts[6:]
+    text = [ln for ln in text if not ln.startswith("  1  2  1")]
+    sdf.write_text("\n".join(text) + "\n")
+    from symgen.molecules.io import read_molecules
+
+    (mol,) = read_molecules(sdf)
+    assert mol.bonds is None and mol.num_atoms == 2
 
 
 def test_qm9_split_reference(tmp_path, samples):
@@ -168,10 +252,11 @@ def test_qm9_split_reference(tmp_path, samples):
             "qm9-test",
             "--json",
             str(out),
+            "--protocol",
+            "midi",
+            "symgen-geometry-w1",
             "--max-reference-molecules",
             "300",
-            "--max-strain-molecules",
-            "0",
             "--no-progress",
         ]
     )
@@ -181,8 +266,10 @@ def test_qm9_split_reference(tmp_path, samples):
     from symgen.molecules.qm9 import load_qm9_split
 
     test_smiles = canonical_smiles(load_qm9_split("test", progress=False).smiles)
-    unique = {"CCO", "CC#N", "c1ccoc1"}  # SMILES of the samples valid from geometry
+    unique = {"CCO", "CC#N", "NCC(=O)O", "c1ccoc1"}  # own bonds: CH5 is the only invalid one
+    unique = canonical_smiles(unique | {"[NH3+]CC(=O)[O-]"}) - {"NCC(=O)O"}
     expected = len(unique - test_smiles) / len(unique)
-    assert m["novelty"]["value"] == pytest.approx(expected)
-    assert m["uniqueness"]["count"] == 4  # CH5 and the zwitterion are invalid from geometry
-    assert m["bond_length_w1"]["value"] is not None and m["bond_length_w1"]["value"] < 0.05
+    assert m["midi/novelty"]["value"] == pytest.approx(expected)
+    assert m["midi/uniqueness"]["count"] == 5  # CH5 is invalid
+    w1 = m["symgen-geometry-w1/bond_length_w1"]["value"]
+    assert w1 is not None and w1 < 0.05

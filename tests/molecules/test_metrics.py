@@ -98,7 +98,8 @@ def test_validity_known_cases():
     assert res.valid.tolist() == [True, False, True, True]
     assert res.connected.tolist() == [True, False, False, False]
     assert res.num_fragments.tolist() == [1, 0, 2, 2]
-    assert res.smiles == ["C", "", "O", "CO"]  # largest fragment, hydrogens implicit
+    assert res.smiles_noh == ["C", "", "O", "CO"]  # largest fragment, hydrogens implicit
+    assert res.smiles[0] == "[H]C([H])([H])[H]"  # as EDM writes it: explicit hydrogens kept
     assert "valence" in res.errors[1].lower()
 
 
@@ -108,7 +109,7 @@ def test_validity_with_charges_glycine_zwitterion():
     a[gly.bonds[:, 0], gly.bonds[:, 1]] = a[gly.bonds[:, 1], gly.bonds[:, 0]] = gly.bond_orders
     with_q = rdkit_validity([gly], [a], use_charges=True)
     without_q = rdkit_validity([gly], [a], use_charges=False)
-    assert with_q.valid.tolist() == [True] and with_q.smiles == [
+    assert with_q.valid.tolist() == [True] and with_q.smiles_noh == [
         "NCC(=O)O".replace("N", "[NH3+]", 1).replace("O)O", "O)[O-]")
     ]
     assert without_q.valid.tolist() == [False]  # N with four bonds and no charge
@@ -189,31 +190,39 @@ def test_evaluate_known_molecules_and_bad_input():
     unknown = Molecule(np.array([6, 0]), np.array([[0.0, 0, 0], [1.5, 0, 0]]), name="unknown")
     overlap = Molecule(np.array([6, 6]), np.array([[0.0, 0, 0], [0.1, 0, 0]]), name="overlap")
     mols = [METHANE, METHANE, WATER, CH5, nan, empty, unknown, overlap]
-    r = evaluate(mols, reference_smiles=["C", "CC"], max_strain_molecules=10)
-    assert isinstance(r, EvaluationReport) and r.num_molecules == 8
-    assert r["molecule_stability"] == pytest.approx(3 / 8)
-    total_atoms = 5 + 5 + 3 + 6 + 2 + 0 + 2 + 2
-    assert r["atom_stability"] == pytest.approx((5 + 5 + 3 + 5) / total_atoms)
-    assert r.metrics["atom_stability"] == Metric(
-        r["atom_stability"], "edm-distance-table", "1", total_atoms
+    r = evaluate(
+        mols,
+        protocols=["edm", "mmff94-strain"],
+        reference_smiles=["C", "CC"],
+        max_strain_molecules=10,
     )
-    assert r["validity"] == pytest.approx(3 / 8)
-    assert r["uniqueness"] == pytest.approx(2 / 3)  # C, C, O
-    assert r["valid_and_unique"] == pytest.approx(2 / 8)
-    assert r["novelty"] == pytest.approx(1 / 2)  # O is new, C is not
-    assert r.metrics["validity"].protocol == "rdkit-sanitize/edm-bonds"
-    assert "molecule_stability_given_bonds" not in r.metrics  # no molecule has bonds
+    assert isinstance(r, EvaluationReport) and r.num_molecules == 8
+    assert r["edm/molecule_stability"] == pytest.approx(3 / 8)
+    total_atoms = 5 + 5 + 3 + 6 + 2 + 0 + 2 + 2
+    assert r["edm/atom_stability"] == pytest.approx((5 + 5 + 3 + 5) / total_atoms)
+    assert r.metrics["edm/atom_stability"] == Metric(
+        r["edm/atom_stability"], "edm", "1", total_atoms
+    )
+    # the close pair is scored, as EDM scores it: 0.1 Å is a C#C triple bond, valid in RDKit
+    assert r["edm/validity"] == pytest.approx(4 / 8)
+    assert r["edm/uniqueness"] == pytest.approx(3 / 4)  # CH4, CH4, H2O, C#C
+    assert r["edm/valid_and_unique"] == pytest.approx(3 / 8)
+    assert r["edm/novelty"] == pytest.approx(2 / 3)  # water and C#C are new, methane is not
+    assert "midi/molecule_stability" not in r.metrics
     assert set(r.failures) == {3, 4, 5, 6, 7}
     assert any("atom 0 C has valence 5 (allowed 4)" in s for s in r.failures[3])
-    assert r.failures[4] == ("non-finite coordinates (1 atoms)",)
-    assert r.failures[5] == ("empty molecule (no atoms)",)
-    assert r.failures[6] == ("unknown element (atomic number 0)",)
-    assert r.failures[7][0].startswith("overlapping atoms")
-    assert r["mmff_setup_rate"] == pytest.approx(3 / 4)  # CH5 does not sanitize
+    assert r.failures[4] == ("not scorable: non-finite coordinates (1 atoms)",)
+    assert r.failures[5] == ("not scorable: empty molecule (no atoms)",)
+    assert r.failures[6] == ("not scorable: unknown element (atomic number 0)",)
+    assert (
+        r.failures[7][0] == "edm: unstable: atom 0 C has valence 3 (allowed 4); atom 1 C "
+        "has valence 3 (allowed 4)"
+    )
+    assert r["mmff94-strain/mmff_setup_rate"] == pytest.approx(3 / 5)  # CH5, C#C without H
     d = r.to_dict()
-    assert d["metrics"]["molecule_stability"]["protocol"] == "edm-distance-table"
+    assert d["metrics"]["edm/molecule_stability"]["protocol"] == "edm"
     assert [f["name"] for f in d["failures"]] == ["CH5", "nan", "empty", "unknown", "overlap"]
-    assert "molecule_stability" in r.table()
+    assert "molecule_stability" in r.table() and "not scorable" in r.table()
 
 
 def test_evaluate_given_bonds_and_charges():
@@ -227,12 +236,14 @@ def test_evaluate_given_bonds_and_charges():
         name="uncharged",
     )
     no_bonds = Molecule(WATER.atomic_numbers, WATER.positions, name="water without bonds")
-    r = evaluate([gly, neutral_n, no_bonds], protocols=("bonds",), max_strain_molecules=0)
-    assert r["molecule_stability_given_bonds"] == pytest.approx(1 / 3)
-    assert r["validity_given_bonds"] == pytest.approx(1 / 3)
-    assert r.metrics["molecule_stability_given_bonds"].protocol == "charged-valence"
-    assert "atom_stability" not in r.metrics
-    assert r.failures[2] == ("bonds: no bonds given",)
+    r = evaluate([gly, neutral_n, no_bonds], protocols=("midi", "symgen-charged-valence"))
+    assert r["midi/molecule_stability"] == pytest.approx(1 / 3)
+    assert r["midi/validity"] == pytest.approx(1 / 3)
+    assert r["symgen-charged-valence/molecule_stability"] == pytest.approx(1 / 3)
+    assert r.metrics["midi/molecule_stability"].protocol == "midi"
+    assert "edm/atom_stability" not in r.metrics
+    assert r.failures[2] == ("midi: no bonds given", "symgen-charged-valence: no bonds given")
+    assert any("atom 0 N has valence 4 (allowed 2/3)" in s for s in r.failures[1])
     assert any("atom 0 N has valence 4 (allowed 3)" in s for s in r.failures[1])
 
 
@@ -241,19 +252,24 @@ def test_evaluate_geometry_against_reference():
         _embedded(s, seed=i)
         for i, s in enumerate(["CCO", "CCC", "CC=O", "CCN", "OCCO", "CC(C)O"] * 3)
     ]
-    same = evaluate(ref, reference=ref, max_strain_molecules=0)
-    assert same["bond_length_w1"] == 0 and same["bond_angle_w1"] == 0 and same["atom_type_tv"] == 0
-    assert same["novelty"] == 0.0
+    protocols = ["edm", "midi", "symgen-geometry-w1"]
+    same = evaluate(ref, protocols=protocols, reference=ref)
+    w1 = "symgen-geometry-w1/"
+    assert same[w1 + "bond_length_w1"] == 0 and same[w1 + "bond_angle_w1"] == 0
+    assert same[w1 + "atom_type_tv"] == 0
+    assert same["edm/novelty"] == 0.0 and same["midi/novelty"] == 0.0
     stretched = [Molecule(m.atomic_numbers, m.positions * 1.05, name=m.name) for m in ref]
-    far = evaluate(stretched, reference=ref, max_strain_molecules=0)
-    assert 0.04 < far["bond_length_w1"] < 0.09  # ~5% of 1.1-1.5 Å bonds
-    assert far.details["bond_length_w1"]["C-H"] == pytest.approx(0.05 * 1.09, rel=0.05)
-    assert far["atom_count_w1"] == 0
+    far = evaluate(stretched, protocols=protocols, reference=ref)
+    assert 0.04 < far[w1 + "bond_length_w1"] < 0.09  # ~5% of 1.1-1.5 Å bonds
+    assert far.details[w1 + "bond_length_w1"]["C-H"] == pytest.approx(0.05 * 1.09, rel=0.05)
+    assert far[w1 + "atom_count_w1"] == 0
 
 
 def test_evaluate_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="protocols"):
+    with pytest.raises(ValueError, match="unknown protocol.*choose from edm, midi"):
         evaluate([WATER], protocols=("xyz",))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        evaluate([WATER], protocols=())
     with pytest.raises(ValueError, match="max_strain_molecules"):
         evaluate([WATER], max_strain_molecules=-1)
 
@@ -274,23 +290,23 @@ def _qm9_test_molecules(count: int | None, seed: int = 0):
 
 def test_qm9_data_row_subsample():
     """500 QM9 test molecules: EDM data-row figures with bounds a wrong table would miss."""
-    r = evaluate(_qm9_test_molecules(500), max_strain_molecules=0)
-    assert 0.988 <= r["atom_stability"] <= 0.997
-    assert 0.93 <= r["molecule_stability"] <= 0.975
-    assert 0.96 <= r["validity"] <= 0.99
-    assert r["uniqueness"] >= 0.99
+    r = evaluate(_qm9_test_molecules(500), protocols=["edm"])
+    assert 0.988 <= r["edm/atom_stability"] <= 0.997
+    assert 0.93 <= r["edm/molecule_stability"] <= 0.975
+    assert 0.96 <= r["edm/validity"] <= 0.99
+    assert r["edm/uniqueness"] >= 0.99
 
 
 @pytest.mark.slow
 def test_qm9_data_row_full_test_split():
     """EDM publishes 99.0 / 95.2 / 97.7 (atom stab. / mol. stab. / validity) for QM9 data."""
-    r = evaluate(_qm9_test_molecules(None), max_strain_molecules=0)
-    assert abs(r["molecule_stability"] - 0.952) <= 0.003
-    assert abs(r["validity"] - 0.977) <= 0.003
+    r = evaluate(_qm9_test_molecules(None), protocols=["edm"])
+    assert abs(r["edm/molecule_stability"] - 0.952) <= 0.003
+    assert abs(r["edm/validity"] - 0.977) <= 0.003
     # EDM's own split and bond tables give 99.34 %, 0.34 points above the published 99.0, while
     # molecule stability (95.22 %) and validity (97.74 %) agree (see docs/benchmarks.md)
-    assert abs(r["atom_stability"] - 0.990) <= 0.005
-    assert r["uniqueness"] >= 0.999
+    assert abs(r["edm/atom_stability"] - 0.990) <= 0.005
+    assert r["edm/uniqueness"] >= 0.999
 
 
 def test_bond_angles_match_brute_force():
@@ -321,8 +337,9 @@ def test_evaluate_accepts_a_molecule_dataset_reference():
 
     mols = [_embedded(s, seed=i) for i, s in enumerate(["CCO", "CCN", "CC=O"])]
     ds = MoleculeDataset.from_molecules(mols)
-    r = evaluate(mols[:2], reference=ds, max_strain_molecules=0)
-    assert r["novelty"] == 0.0 and r["atom_type_tv"] > 0
+    r = evaluate(mols[:2], protocols=["edm", "midi", "symgen-geometry-w1"], reference=ds)
+    assert r["edm/novelty"] == 0.0 and r["midi/novelty"] == 0.0
+    assert r["symgen-geometry-w1/atom_type_tv"] > 0
 
 
 def test_corrupt_own_bonds_are_failures_not_crashes():
@@ -336,13 +353,18 @@ def test_corrupt_own_bonds_are_failures_not_crashes():
     assert p.has_bonds.tolist() == [False, True] and p.bonds[0].sum() == 0
     p = pad_molecules([corrupt], [_edm(corrupt)])
     assert p.has_bonds.tolist() == [True] and p.bonds[0].sum() == 16  # 8 bonds, EDM-inferred
-    r = evaluate([ethanol, corrupt], reference=[corrupt], max_strain_molecules=5)
-    assert r["molecule_stability"] == 1.0  # geometry only: the own bonds play no part
-    assert r["molecule_stability_given_bonds"] == 0.5
-    assert r.failures == {1: ("bonds: bad bonds: bond index out of range for 9 atoms",)}
-    assert r["novelty"] == 0.0  # the corrupt reference molecule is read with EDM bonds: CCO
-    assert r["atom_type_tv"] == 0.0 and r.details["atom_count_w1"]["mean"] == 0.0
-    assert r.metrics["mmff_setup_rate"].count == 1  # strain only on molecules with sound bonds
+    protocols = ["edm", "midi", "symgen-geometry-w1", "mmff94-strain"]
+    r = evaluate(
+        [ethanol, corrupt], protocols=protocols, reference=[corrupt], max_strain_molecules=5
+    )
+    assert r["edm/molecule_stability"] == 1.0  # geometry only: the own bonds play no part
+    assert r["midi/molecule_stability"] == 0.5
+    assert r.failures == {1: ("midi: bad bonds: bond index out of range for 9 atoms",)}
+    assert r["edm/novelty"] == 0.0  # the corrupt reference molecule is read with EDM bonds: CCO
+    w1 = "symgen-geometry-w1/"
+    assert r[w1 + "atom_type_tv"] == 0.0 and r.details[w1 + "atom_count_w1"]["mean"] == 0.0
+    # strain only on molecules with sound bonds
+    assert r.metrics["mmff94-strain/mmff_setup_rate"].count == 1
     no_orders = Molecule(ethanol.atomic_numbers, ethanol.positions, bonds=ethanol.bonds)
-    r = evaluate([no_orders], protocols=("bonds",), max_strain_molecules=0)
-    assert r.failures == {0: ("bonds: bad bonds: bonds given without bond_orders",)}
+    r = evaluate([no_orders], protocols=["midi"])
+    assert r.failures == {0: ("midi: bad bonds: bonds given without bond_orders",)}

@@ -3,12 +3,11 @@
 A protocol is a module with a ``NAME``, a ``VERSION`` and a function
 ``score(context: EvaluationContext) -> Scores``; :data:`symgen.molecules.protocols.REGISTRY`
 lists them as :class:`Protocol` records and :func:`symgen.molecules.evaluate.evaluate` runs
-them in registry order.
+the selected ones in registry order.
 
 :class:`EvaluationContext` holds the scorable molecules, the reference data and the options,
 and computes on first use (then caches) what several protocols need: the EDM-inferred bonds
-of the molecules, their own bonds checked for the given-bonds protocols, the reference
-subsample and the reference SMILES for novelty.
+of the molecules, their own bonds checked, the reference subsample and reference SMILES.
 """
 
 import math
@@ -19,9 +18,8 @@ from functools import cached_property
 import numpy as np
 
 from symgen.molecules.bonds import (
-    CHARGED_ALLOWED_VALENCES,
-    EDM_ALLOWED_VALENCES,
     StabilityResult,
+    ValenceTable,
     infer_bonds_edm,
     molecule_bond_orders,
     stability_from_bonds,
@@ -46,6 +44,8 @@ __all__ = [
     "fraction",
     "edm_bond_matrices",
     "stability_scores",
+    "given_bond_rows",
+    "prefixed",
 ]
 
 #: At most this many atoms are named per "unstable" failure reason.
@@ -62,12 +62,14 @@ class Scores:
             name and version.
         details: per-type breakdowns, e.g. ``details["bond_length_w1"]["C-H"]``.
         reasons: index into :attr:`EvaluationContext.molecules` -> failure reasons, each
-            prefixed with what produced it (``"edm: ..."``, ``"bonds: ..."``, ``"mmff: ..."``).
+            prefixed with the protocol that produced it (``"edm: ..."``, ``"midi: ..."``).
+        notes: how to read the numbers: which table was used, what was skipped and why.
     """
 
     metrics: dict[str, tuple[float, int]] = field(default_factory=dict)
     details: dict[str, dict[str, float]] = field(default_factory=dict)
     reasons: dict[int, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def fraction(part: int, whole: int) -> float:
@@ -108,14 +110,14 @@ class EvaluationContext:
             accepts); protocols index their failure reasons into this tuple.
         num_molecules: number of *input* molecules, scorable or not (denominator of rates).
         num_atoms: number of atoms of all input molecules (denominator of atom stability).
-        families: the protocol families the caller selected (``"edm"``: bonds from geometry;
-            ``"bonds"``: the molecules' own bonds and charges).
         reference: reference molecules (e.g. the training set), or ``None``.
         reference_smiles: reference SMILES for novelty, or ``None`` (then derived from
             ``reference`` when given).
         max_reference_molecules: size of the reference subsample for geometry distances.
         max_strain_molecules: MMFF strain on at most this many molecules (0 disables).
         strain_max_iters: MMFF minimizer iterations per molecule.
+        max_xtb_molecules: GFN2-xTB relaxations of the ``geom-revisited`` protocol (0: none).
+        max_posebusters_molecules: molecules the ``posebusters`` protocol checks.
         min_distance: atoms closer than this (Å) make a reference molecule unusable.
         seed: seed of the reference subsample.
         progress: show tqdm progress bars.
@@ -130,12 +132,13 @@ class EvaluationContext:
     molecules: tuple[Molecule, ...]
     num_molecules: int
     num_atoms: int
-    families: frozenset[str] = frozenset({"edm", "bonds"})
     reference: Sequence[Molecule] | MoleculeDataset | None = None
     reference_smiles: Sequence[str] | set[str] | None = None
     max_reference_molecules: int = 10_000
     max_strain_molecules: int = 1000
     strain_max_iters: int = 200
+    max_xtb_molecules: int = 100
+    max_posebusters_molecules: int = 100
     min_distance: float = MIN_DISTANCE
     seed: int = 0
     progress: bool = False
@@ -195,20 +198,99 @@ class EvaluationContext:
 
     @cached_property
     def novelty_reference(self) -> set[str] | None:
-        """Canonical reference SMILES for novelty, or ``None`` when there is no reference.
+        """Canonical reference SMILES without hydrogens or stereo, or ``None`` without reference.
 
-        ``reference_smiles`` canonicalized when given; else the SMILES of every sound
-        reference molecule (not only the subsample) that RDKit sanitizes, built from its own
-        bonds or EDM-inferred bonds (:func:`~symgen.molecules.bonds.molecule_bond_orders`).
+        ``reference_smiles`` canonicalized when given; else the hydrogen-free SMILES of every
+        sound reference molecule that RDKit sanitizes, from its own bonds (or EDM-inferred
+        bonds) and charges (:func:`~symgen.molecules.bonds.molecule_bond_orders`).
         """
         if self.reference_smiles is not None:
             return canonical_smiles(self.reference_smiles, progress=self.progress)
         if self.reference is None:
             return None
+        full = self._sound_reference()
+        val = rdkit_validity(
+            full, [molecule_bond_orders(m) for m in full], rule="midi", progress=self.progress
+        )
+        return {s for s in val.smiles_noh if s}
+
+    @cached_property
+    def edm_novelty_reference(self) -> set[str] | None:
+        """Reference SMILES built the way EDM builds its training SMILES, or ``None``.
+
+        EDM (``compute_qm9_smiles``) infers each training molecule's bonds from its geometry
+        with the distance tables, builds it without charges, sanitizes the *whole* molecule and
+        writes ``Chem.MolToSmiles`` (explicit hydrogens kept); molecules that fail are left
+        out. That is done here for every sound reference molecule (cached per reference object
+        for the process). Without reference molecules, ``reference_smiles`` are converted to
+        the same form (hydrogens added, no charges removed): an approximation.
+        """
+        if self.reference is not None:
+            key = id(self.reference)
+            if key not in _EDM_REFERENCE_CACHE:
+                _EDM_REFERENCE_CACHE.clear()  # one reference at a time keeps memory bounded
+                _EDM_REFERENCE_CACHE[key] = (
+                    self.reference,
+                    _edm_smiles(self._sound_reference(), progress=self.progress),
+                )
+            return _EDM_REFERENCE_CACHE[key][1]
+        if self.reference_smiles is not None:
+            return _explicit_h_smiles(self.reference_smiles)
+        return None
+
+    def _sound_reference(self) -> list[Molecule]:
+        assert self.reference is not None
         full = [self.reference[i] for i in range(len(self.reference))]
-        full = [m for m in full if not check_molecule(m, min_distance=self.min_distance)]
-        val = rdkit_validity(full, [molecule_bond_orders(m) for m in full], progress=self.progress)
-        return {s for s in val.smiles if s}
+        return [m for m in full if not check_molecule(m, min_distance=self.min_distance)]
+
+
+#: id(reference) -> (reference, EDM-style SMILES); holding the reference keeps the id unique.
+_EDM_REFERENCE_CACHE: dict[int, tuple[object, set[str]]] = {}
+
+
+def _edm_smiles(molecules: Sequence[Molecule], *, progress: bool) -> set[str]:
+    """EDM's training SMILES: whole molecule, EDM bonds, no charges, explicit hydrogens."""
+    from rdkit import Chem, RDLogger
+    from tqdm.auto import tqdm
+
+    from symgen.molecules.io import to_rdkit
+
+    out: set[str] = set()
+    bonds = edm_bond_matrices(molecules)
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        for m, a in tqdm(
+            zip(molecules, bonds, strict=True),
+            total=len(molecules),
+            desc="EDM reference SMILES",
+            disable=not progress,
+            leave=False,
+        ):
+            mol = Chem.Mol(to_rdkit(m, a, charges=False))
+            try:
+                Chem.SanitizeMol(mol)
+            except Exception:  # noqa: S112 - EDM leaves molecules that fail out
+                continue
+            out.add(Chem.MolToSmiles(mol))
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return out
+
+
+def _explicit_h_smiles(smiles: Sequence[str] | set[str]) -> set[str]:
+    """SMILES rewritten as ``MolToSmiles(AddHs(mol))`` (EDM's form, hydrogens as atoms)."""
+    from rdkit import Chem, RDLogger
+
+    out = set()
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        for s in smiles:
+            mol = Chem.MolFromSmiles(s) if s else None
+            if mol is not None:
+                out.add(Chem.MolToSmiles(Chem.AddHs(mol)))
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return out
 
 
 @dataclass(frozen=True)
@@ -219,23 +301,31 @@ class Protocol:
         name: the protocol name every metric it produces carries.
         version: bumped whenever a rule or table of the protocol changes.
         score: ``score(context) -> Scores``.
-        family: the ``protocols=`` value of :func:`~symgen.molecules.evaluate.evaluate` that
-            selects it (``"edm"`` or ``"bonds"``), or ``None`` to run it always (it decides
-            from the context whether it applies, e.g. only with a reference).
+        requires: importable modules the protocol needs beyond symgen's core (its extra).
+        extra: the ``pip install "symgen[...]"`` extra that provides ``requires``.
+        default: run by :func:`~symgen.molecules.evaluate.evaluate` when no protocols are named.
     """
 
     name: str
     version: str
     score: Callable[[EvaluationContext], Scores]
-    family: str | None = None
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+    default: bool = True
+
+    @property
+    def available(self) -> bool:
+        """Whether every module in :attr:`requires` can be imported."""
+        from importlib.util import find_spec
+
+        return all(find_spec(m) is not None for m in self.requires)
 
 
-def _allowed_text(z: int, charge: int, charged: bool) -> str:
-    sym = SYMBOLS.get(int(z), f"Z{z}")
-    if charged:
-        vals = CHARGED_ALLOWED_VALENCES.get(sym, {}).get(int(charge))
-    else:
-        vals = EDM_ALLOWED_VALENCES.get(sym)
+def _allowed_text(table: ValenceTable, z: int, charge: int) -> str:
+    entries = table.allowed.get(SYMBOLS.get(int(z), ""), {})
+    vals = entries.get(int(charge))
+    if vals is None and table.fallback_to_neutral:
+        vals = entries.get(0)
     return "none" if not vals else "/".join(map(str, vals))
 
 
@@ -244,6 +334,7 @@ def _unstable_reasons(
     res: StabilityResult,
     p: PaddedMolecules,
     indices: np.ndarray,
+    table: ValenceTable,
     charged: bool,
     reasons: dict[int, list[str]],
 ) -> None:
@@ -252,11 +343,11 @@ def _unstable_reasons(
         bad = np.nonzero(p.mask[b] & ~res.atom_stable[b])[0]
         parts = []
         for a in bad[:MAX_REASONS_PER_CHECK]:
-            z, q = int(p.atomic_numbers[b, a]), int(p.charges[b, a])
-            qs = "" if not charged or q == 0 else f"{q:+d}"
+            z, q = int(p.atomic_numbers[b, a]), int(p.charges[b, a]) if charged else 0
+            qs = "" if q == 0 else f"{q:+d}"
             parts.append(
                 f"atom {a} {SYMBOLS.get(z, '?')}{qs} has valence "
-                f"{int(res.valence[b, a])} (allowed {_allowed_text(z, q, charged)})"
+                f"{int(res.valence[b, a])} (allowed {_allowed_text(table, z, q)})"
             )
         more = (
             f" and {len(bad) - MAX_REASONS_PER_CHECK} more"
@@ -273,37 +364,38 @@ def stability_scores(
     rows: Sequence[int],
     bond_orders: Sequence[np.ndarray],
     *,
-    table: str,
+    table: ValenceTable,
+    charged: bool,
     prefix: str,
-    suffix: str = "",
 ) -> Scores:
     """Atom and molecule stability of some of the context's molecules under a valence table.
 
-    Atom i is stable when ``sum_j A_ij`` is an allowed valence of its element (``table="edm"``)
-    or of its element and formal charge (``table="charged"``); a molecule is stable when all
-    its atoms are (:func:`~symgen.molecules.bonds.stability_from_bonds`). The rates are over
-    *all* input molecules and their atoms (``context.num_molecules``, ``context.num_atoms``):
-    molecules not in ``rows`` count as unstable.
+    Atom i is stable when ``sum_j A_ij`` is allowed for its element (and formal charge when
+    ``charged``) by ``table``; a molecule is stable when all its atoms are
+    (:func:`~symgen.molecules.bonds.stability_from_bonds`). The rates are over *all* input
+    molecules and their atoms (``context.num_molecules``, ``context.num_atoms``): molecules
+    not in ``rows`` count as unstable, with all their atoms.
 
     Args:
         context: the evaluation context.
         rows: indices into ``context.molecules`` of the molecules to score.
         bond_orders: one dense ``(k, k)`` bond-order matrix per row.
-        table: ``"edm"`` or ``"charged"``.
+        table: the valence table.
+        charged: read the molecules' formal charges (else all atoms are neutral).
         prefix: prefix of the "unstable" failure reasons, e.g. ``"edm"``.
-        suffix: suffix of the metric keys ``atom_stability`` and ``molecule_stability``.
 
     Examples:
+        >>> from symgen.molecules.bonds import EDM_TABLE
         >>> ch3 = Molecule(np.array([6, 1, 1, 1]), np.array([[0.0, 0, 0], [1.09, 0, 0],
         ...                [-0.5, 0.94, 0], [-0.5, -0.94, 0]]))
         >>> ctx = EvaluationContext((ch3,), num_molecules=1, num_atoms=4)
-        >>> s = stability_scores(ctx, [0], ctx.edm_bonds, table="edm", prefix="edm")
+        >>> s = stability_scores(ctx, [0], ctx.edm_bonds, table=EDM_TABLE, charged=False,
+        ...                      prefix="edm")
         >>> s.metrics
         {'atom_stability': (0.75, 4), 'molecule_stability': (0.0, 1)}
         >>> s.reasons
         {0: ['edm: unstable: atom 0 C has valence 3 (allowed 4)']}
     """
-    charged = table == "charged"
     stable_atoms = stable_molecules = 0
     reasons: dict[int, list[str]] = {}
     molecules = [context.molecules[j] for j in rows]
@@ -312,12 +404,28 @@ def stability_scores(
         res = stability_from_bonds(p.atomic_numbers, p.bonds, p.mask, charges, table=table)
         stable_atoms += int(res.atom_stable.sum())
         stable_molecules += int(res.molecule_stable.sum())
-        _unstable_reasons(prefix, res, p, np.asarray(rows, dtype=np.int64)[idx], charged, reasons)
+        _unstable_reasons(
+            prefix, res, p, np.asarray(rows, dtype=np.int64)[idx], table, charged, reasons
+        )
     n_atoms, n_molecules = context.num_atoms, context.num_molecules
     return Scores(
         metrics={
-            "atom_stability" + suffix: (fraction(stable_atoms, n_atoms), n_atoms),
-            "molecule_stability" + suffix: (fraction(stable_molecules, n_molecules), n_molecules),
+            "atom_stability": (fraction(stable_atoms, n_atoms), n_atoms),
+            "molecule_stability": (fraction(stable_molecules, n_molecules), n_molecules),
         },
         reasons=reasons,
     )
+
+
+def given_bond_rows(context: EvaluationContext) -> tuple[list[int], list[np.ndarray]]:
+    """Indices of the molecules with usable own bonds, and those bond-order matrices."""
+    rows = [j for j, a in enumerate(context.given_bonds) if a is not None]
+    return rows, [context.given_bonds[j] for j in rows]  # type: ignore[misc]
+
+
+def prefixed(prefix: str, reasons: dict[int, list[str]]) -> dict[int, list[str]]:
+    """``"bonds: no bonds given"`` -> ``"<prefix>: no bonds given"`` for each reason."""
+    return {
+        j: [f"{prefix}: {r.split(': ', 1)[1] if r.startswith('bonds: ') else r}" for r in rs]
+        for j, rs in reasons.items()
+    }

@@ -1,4 +1,4 @@
-"""Geometry distribution distances to a reference set, with EDM-inferred bonds on both sides.
+"""``symgen-geometry-w1``: geometry distribution distances to a reference, EDM bonds on both sides.
 
 Source: the distribution metrics of MiDi (Vignac et al. 2023, *MiDi: Mixed Graph and 3D
 Denoising Diffusion for Molecule Generation*, ECML PKDD: Wasserstein-1 distances of bond
@@ -33,7 +33,7 @@ from symgen.molecules.protocols.base import EvaluationContext, Scores, edm_bond_
 
 __all__ = ["NAME", "VERSION", "score"]
 
-NAME = "w1-edm-bonds"
+NAME = "symgen-geometry-w1"
 VERSION = "1"
 
 
@@ -81,7 +81,7 @@ def score(context: EvaluationContext) -> Scores:
         ((0.0, 1), {'atoms': 0.0, 'H': 0.0, 'O': 0.0, 'mean': 0.0})
     """
     if context.reference is None:
-        return Scores()
+        return Scores(notes=[f"{NAME}: skipped, no reference"])
     ref = context.reference_sample
     g_len, g_ang, g_cnt = _samples(context.molecules, context.edm_bonds)
     r_len, r_ang, r_cnt = _samples(ref, edm_bond_matrices(ref))

@@ -8,9 +8,9 @@ of recent 3D-generation benchmarks. Molecules that do not sanitize, have implici
 or lack MMFF parameters are skipped with a reason (``"mmff: ..."``) and lower
 ``mmff_setup_rate``; they are not in the strain statistics.
 
-Bonds: the molecules' own bonds when the given-bonds protocols are selected and at least one
-molecule carries sound own bonds (then only such molecules are candidates); otherwise bonds
-inferred with the EDM tables. The first ``max_strain_molecules`` candidates are scored.
+Bonds: the molecules' own bonds and charges when at least one molecule carries sound own bonds
+(then only such molecules are candidates); otherwise bonds inferred with the EDM tables. The
+first ``max_strain_molecules`` candidates are scored.
 
 Metrics: ``mmff_strain_median``, ``mmff_strain_mean`` (over molecules MMFF could set up) and
 ``mmff_setup_rate`` (over attempted molecules); details ``mmff.converged_rate`` and
@@ -43,8 +43,8 @@ def score(context: EvaluationContext) -> Scores:
         ((1.0, 1), True)
     """
     if context.max_strain_molecules == 0 or not context.molecules:
-        return Scores()
-    own = "bonds" in context.families and any(a is not None for a in context.given_bonds)
+        return Scores(notes=[f"{NAME}: skipped (max_strain_molecules=0 or no molecules)"])
+    own = any(a is not None for a in context.given_bonds)
     source = context.given_bonds if own else context.edm_bonds
     picked = [j for j, a in enumerate(source) if a is not None][: context.max_strain_molecules]
     st = mmff_strain(

@@ -1,0 +1,88 @@
+"""``edm``: the evaluation of EDM, stability and validity from geometry alone.
+
+Source: Hoogeboom, Satorras, Vignac & Welling 2022, *Equivariant Diffusion for Molecule
+Generation in 3D* (ICML), Tables 1 and 2 (QM9 "atom stable", "mol stable", "valid",
+"valid and unique"); procedure of their repository ``ehoogeboom/e3_diffusion_for_molecules``:
+``qm9/bond_analyze.py`` (distance tables, margins, allowed valences), ``qm9/analyze.py``
+(``check_stability``) and ``qm9/rdkit_functions.py`` (``BasicMolecularMetrics``,
+``build_molecule``, ``mol2smiles``, the training SMILES of ``compute_qm9_smiles``).
+
+Procedure, per molecule, exactly as EDM's code on any molecule it accepts (close or even
+coincident atoms included: nothing is dropped for geometry):
+
+* bonds: for each atom pair, the order from the distance tables
+  (:func:`~symgen.molecules.bonds.infer_bonds_edm`; distances in float32 as EDM computes them
+  from its float32 sample tensors);
+* stability: an atom is stable when its summed bond order is the element's allowed valence
+  (:data:`~symgen.molecules.bonds.EDM_ALLOWED_VALENCES`; charges are ignored); a molecule when
+  all its atoms are. Atom stability is pooled over all atoms of all molecules;
+* validity: the molecule is built in RDKit from its atoms and those bonds, without charges,
+  and sanitized; if that succeeds, its largest fragment (counted with hydrogens, the first on a
+  tie) is sanitized and written with ``Chem.MolToSmiles`` (hydrogens stay explicit, as in
+  EDM). Disconnected molecules can be valid;
+* uniqueness: distinct valid SMILES / valid molecules; ``valid_and_unique`` = distinct valid
+  SMILES / molecules (EDM's "Valid and Unique" column, validity × uniqueness);
+* novelty: distinct valid SMILES absent from the training SMILES built the same way (whole
+  training molecule, distance-table bonds, no charges; see
+  :attr:`~symgen.molecules.protocols.base.EvaluationContext.edm_novelty_reference`), over the
+  distinct valid SMILES.
+
+Molecules EDM's code cannot take (an element outside the tables, non-finite coordinates, no
+atoms, or what a reader could not parse) are counted, not dropped: they are unstable with all
+their atoms, invalid, and listed with their reason in the report's failures; every rate has all
+input molecules (and atoms) in its denominator. Where EDM's tables are asymmetric (a C–S double
+bond is listed under C, not under S), the lookup is symmetric, which is what EDM's GEOM code
+does (it orders each pair by element); its QM9 code, which never sees sulfur, agrees.
+
+Metrics: ``atom_stability``, ``molecule_stability``, ``validity``, ``uniqueness``,
+``valid_and_unique``, ``novelty`` (with a reference). Reasons are prefixed ``edm:``.
+"""
+
+from symgen.molecules.bonds import EDM_TABLE
+from symgen.molecules.metrics import novelty, rdkit_validity, uniqueness
+from symgen.molecules.protocols.base import EvaluationContext, Scores, fraction, stability_scores
+
+__all__ = ["NAME", "VERSION", "score"]
+
+NAME = "edm"
+VERSION = "1"
+
+
+def score(context: EvaluationContext) -> Scores:
+    """EDM's stability, validity, uniqueness and novelty of the context's molecules.
+
+    Examples:
+        >>> from numpy import array
+        >>> from symgen.molecules.molecule import Molecule
+        >>> water = Molecule(array([8, 1, 1]), array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
+        >>> m = score(EvaluationContext((water,), num_molecules=2, num_atoms=3)).metrics
+        >>> m["atom_stability"], m["molecule_stability"], m["validity"]
+        ((1.0, 3), (0.5, 2), (0.5, 2))
+    """
+    rows = list(range(len(context.molecules)))
+    out = stability_scores(
+        context, rows, context.edm_bonds, table=EDM_TABLE, charged=False, prefix="edm"
+    )
+    val = rdkit_validity(
+        list(context.molecules),
+        context.edm_bonds,
+        use_charges=False,
+        rule="edm",
+        hydrogen_free_smiles=False,
+        progress=context.progress,
+    )
+    n_mol = context.num_molecules
+    n_valid = int(val.valid.sum())
+    smiles = [s for s in val.smiles if s]
+    metrics = dict(out.metrics)
+    metrics["validity"] = (fraction(n_valid, n_mol), n_mol)
+    metrics["uniqueness"] = (uniqueness(smiles), n_valid)
+    metrics["valid_and_unique"] = (fraction(len(set(smiles)), n_mol), n_mol)
+    reference = context.edm_novelty_reference
+    if reference is not None:
+        metrics["novelty"] = (novelty(smiles, reference), len(set(smiles)))
+    reasons = dict(out.reasons)
+    for j in rows:
+        if not val.valid[j]:
+            reasons.setdefault(j, []).append(f"edm: invalid: {val.errors[j]}")
+    return Scores(metrics=metrics, reasons=reasons)
