@@ -1,8 +1,7 @@
 """Bond inference from geometry and valence rules: EDM distance tables and charge-aware valences.
 
-**EDM distance-table protocol** (Hoogeboom et al. 2022, *Equivariant Diffusion for Molecule
-Generation in 3D*, protocol of their ``bond_analyze.py``; symgen protocol name
-``"edm-distance-table"``, version ``"1"``). For an atom pair (a, b) at distance ``d`` (pm) with
+**EDM distance tables** (Hoogeboom et al. 2022, *Equivariant Diffusion for Molecule
+Generation in 3D*, their ``bond_analyze.py``; used by the ``edm`` protocol). For an atom pair (a, b) at distance ``d`` (pm) with
 typical single/double/triple bond lengths ``l1 > l2 > l3`` (pm) and margins
 ``m1, m2, m3 = 10, 5, 3`` pm::
 
@@ -25,7 +24,7 @@ falls back to its neutral entry), :data:`GEOM_REVISITED_TABLE` (the GEOM-Drugs t
 :data:`SYMGEN_CHARGED_TABLE` (symgen's strict table: no neutral radicals, an unlisted charge is
 unstable). Hydrogens are explicit atoms.
 
-The EDM distance distances are computed in float32, as EDM computes them from its float32
+EDM distances are computed in float32, as EDM computes them from its float32
 sample tensors, so that thresholds are crossed exactly where EDM's code crosses them.
 
 Everything is vectorized over a padded batch ``(b, n)`` in NumPy: distances, table lookups and

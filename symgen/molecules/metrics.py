@@ -1,24 +1,23 @@
-"""Molecule-generation metrics following the field's published protocols.
+"""The building blocks of the evaluation protocols (:mod:`symgen.molecules.protocols`).
 
-Every number names the protocol that produced it (see :mod:`symgen.molecules.evaluate`):
+The protocols compose these; each number in a report names its protocol
+(see :mod:`symgen.molecules.evaluate`):
 
-* **Stability** — :mod:`symgen.molecules.bonds`: EDM distance-table stability from geometry
-  (``"edm-distance-table"``) and charge-aware stability of generated bonds
-  (``"charged-valence"``).
-* **Validity** (:func:`rdkit_validity`, protocol ``"rdkit-sanitize"``) — as in EDM: an RDKit
-  molecule is built from the atoms and bonds (and formal charges when given), without
-  ``NoImplicit`` flags, and sanitized; the molecule is valid when sanitization succeeds. The
-  canonical SMILES (hydrogens implicit) of the *largest fragment* is kept for uniqueness and
-  novelty. *Connected
-  validity* additionally requires a single fragment.
-* **Uniqueness** = ``|set(valid SMILES)| / #valid``; **V×U** = ``#unique valid / #molecules``;
-  **novelty** = share of the unique valid SMILES absent from the reference (training) SMILES.
-  SMILES are canonical RDKit SMILES without stereochemistry (3D inputs carry no stereo tags).
+* **Input checks** — :func:`check_molecule` (what makes a molecule unscorable) and
+  :func:`check_bonds` (what makes its own bonds unusable).
+* **Padded batches** — :func:`pad_molecules` and :func:`iter_chunks`, so that bond inference
+  and valence checks run as array operations over chunks of similar size.
+* **Validity** (:func:`rdkit_validity`) — an RDKit molecule is built from the atoms and bonds
+  (and formal charges when asked), without ``NoImplicit`` flags, and sanitized; the SMILES of
+  the *largest fragment* is kept, as EDM writes it (explicit hydrogens) and without hydrogens
+  or stereo (comparable with dataset SMILES). EDM's and MiDi's rules differ in what is
+  sanitized first (the whole molecule or the largest fragment).
+* **Uniqueness** = ``|set(valid SMILES)| / #valid``; **novelty** = share of the distinct valid
+  SMILES absent from the reference (training) SMILES.
 * **Geometry** — Wasserstein-1 distances between generated and reference samples of bond
   lengths per bond type (e.g. ``C-H``, ``C=O``; Å), bond angles per angle type (``X-Y-Z`` with
   centre ``Y``; degrees) and per-molecule atom-type counts per element, plus the total-variation
-  distance of the element frequencies. Bonds for geometry come from the EDM distance tables on
-  both sides, so that every model is measured by the same rule.
+  distance of the element frequencies.
 * **MMFF strain** (:func:`mmff_strain`) — MMFF94 energy minus the energy after MMFF
   relaxation (kcal/mol), for molecules with explicit hydrogens that MMFF can parametrize.
 """
@@ -100,11 +99,11 @@ def check_molecule(molecule: Molecule, *, min_distance: float = MIN_DISTANCE) ->
 
 
 def check_bonds(molecule: Molecule) -> list[str]:
-    """Problems with a molecule's own bonds, for the given-bonds protocols (none without bonds).
+    """Problems with a molecule's own bonds, for the protocols on own bonds (none without bonds).
 
     The rule of :func:`~symgen.molecules.bonds.molecule_bond_orders` (indices in range, no
     self-loops, orders 1..3, no pair listed twice), and in addition explicit ``bond_orders``:
-    the given-bonds protocols score the orders a model generated, so they are never assumed.
+    the protocols on own bonds score the orders a model generated, so they are never assumed.
 
     Examples:
         >>> check_bonds(Molecule(np.array([1, 1]), np.zeros((2, 3)), bonds=np.array([[0, 2]]),

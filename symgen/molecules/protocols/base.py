@@ -150,7 +150,7 @@ class EvaluationContext:
 
     @property
     def has_given_bonds(self) -> bool:
-        """Whether any molecule carries its own bonds (else the given-bonds protocols skip)."""
+        """Whether any molecule carries its own bonds (else the protocols on own bonds skip)."""
         return any(m.bonds is not None for m in self.molecules)
 
     @cached_property
