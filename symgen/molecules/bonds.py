@@ -1,9 +1,9 @@
 """Bond inference from geometry and valence rules: EDM distance tables and charge-aware valences.
 
 **EDM distance tables** (Hoogeboom et al. 2022, *Equivariant Diffusion for Molecule
-Generation in 3D*, their ``bond_analyze.py``; used by the ``edm`` protocol). For an atom pair (a, b) at distance ``d`` (pm) with
-typical single/double/triple bond lengths ``l1 > l2 > l3`` (pm) and margins
-``m1, m2, m3 = 10, 5, 3`` pm::
+Generation in 3D*, their ``bond_analyze.py``; used by the ``edm`` protocol). For an atom pair
+(a, b) at distance ``d`` (pm) with typical single/double/triple bond lengths ``l1 > l2 > l3``
+(pm) and margins ``m1, m2, m3 = 10, 5, 3`` pm::
 
     order(a, b, d) = 0  if d >= l1 + m1                       (no bond)
                      1  if d <  l1 + m1 and not d < l2 + m2   (single)
