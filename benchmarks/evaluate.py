@@ -73,7 +73,7 @@ def edm_per_molecule(molecules: list[Molecule]) -> dict[str, float]:
         for i in range(n):  # check_stability
             for j in range(i + 1, n):
                 d = np.sqrt(np.sum((x[i] - x[j]) ** 2))
-                order = _order(syms[i], syms[j], float(np.float32(100) * d))
+                order = _order(syms[i], syms[j], 100.0 * float(d))
                 nr_bonds[i] += order
                 nr_bonds[j] += order
         ok = sum(int(nb in EDM_ALLOWED_VALENCES[s]) for s, nb in zip(syms, nr_bonds, strict=True))
@@ -86,7 +86,7 @@ def edm_per_molecule(molecules: list[Molecule]) -> dict[str, float]:
         for i in range(n):
             for j in range(i):
                 d = np.sqrt(np.sum((x[i] - x[j]) ** 2))
-                order = _order(syms[j], syms[i], float(np.float32(100) * d))
+                order = _order(syms[j], syms[i], 100.0 * float(d))
                 if order:
                     mol.AddBond(j, i, kinds[order])
         try:  # mol2smiles, then the largest fragment

@@ -67,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="GFN2-xTB relaxations of the geom-revisited protocol (needs tblite; default 0)",
     )
     p.add_argument(
+        "--posebusters-molecules",
+        type=int,
+        default=100,
+        help="molecules checked by posebusters (about a second each; default 100)",
+    )
+    p.add_argument(
         "--protocol",
         nargs="+",
         default=None,
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             reference,
             strain_molecules=args.strain_molecules,
             xtb_molecules=args.xtb_molecules,
+            posebusters_molecules=args.posebusters_molecules,
             protocols=args.protocol,
             progress=not args.no_progress,
         )

@@ -24,8 +24,9 @@ falls back to its neutral entry), :data:`GEOM_REVISITED_TABLE` (the GEOM-Drugs t
 :data:`SYMGEN_CHARGED_TABLE` (symgen's strict table: no neutral radicals, an unlisted charge is
 unstable). Hydrogens are explicit atoms.
 
-EDM distances are computed in float32, as EDM computes them from its float32
-sample tensors, so that thresholds are crossed exactly where EDM's code crosses them.
+Distances are computed as EDM's ``check_stability`` computes them from its float32 sample
+tensors (float32 differences, sum and square root; the conversion to pm in float64, as NumPy
+1.x promoted it), so that thresholds are crossed where EDM's code crosses them.
 
 Everything is vectorized over a padded batch ``(b, n)`` in NumPy: distances, table lookups and
 valence checks are array operations, with no Python loop over atom pairs.
@@ -291,13 +292,14 @@ def infer_bonds_edm(
         3
     """
     z = _safe_z(atomic_numbers)
-    # float32 throughout, in EDM's order of operations: ((dx² + dy²) + dz²), sqrt, times 100
+    # EDM's arithmetic: float32 ((dx² + dy²) + dz²) and sqrt, then 100 * d in float64 (a
+    # Python scalar times a NumPy float32 scalar was float64 before NumPy 2, EDM's era)
     pos = np.asarray(positions, dtype=np.float32)
     d2 = np.zeros(pos.shape[:-1] + pos.shape[-2:-1], dtype=np.float32)
     for k in range(3):  # three (.., n, n) passes; cheaper than a (.., n, n, 3) difference array
         c = pos[..., k]
         d2 += np.square(c[..., :, None] - c[..., None, :])
-    dist_pm = np.float32(100.0) * np.sqrt(d2)
+    dist_pm = 100.0 * np.sqrt(d2).astype(np.float64)
     # compact element index: the threshold tables are gathered from a small (e, e) block
     present, cz = np.unique(z, return_inverse=True)
     cz = cz.reshape(z.shape)
@@ -569,8 +571,9 @@ def stability_edm_reference(
 ) -> tuple[bool, int, int]:
     """Straightforward pure-Python EDM stability of one molecule (double loop over atom pairs).
 
-    The baseline that :func:`stability_edm` is benchmarked against; it follows the published
-    per-molecule procedure (float32 distances pair by pair). Returns
+    A plain reference for :func:`stability_edm` (the protocol tests and ``benchmarks/evaluate.py``
+    carry their own); it follows the published per-molecule procedure (float32 distances pair
+    by pair). Returns
     ``(molecule_stable, num_stable_atoms, num_atoms)``.
 
     Examples:
@@ -583,7 +586,7 @@ def stability_edm_reference(
     for i in range(len(syms)):
         for j in range(i + 1, len(syms)):
             d = np.sqrt(np.sum((pos[i] - pos[j]) ** 2))
-            order = _edm_order_scalar(syms[i], syms[j], float(np.float32(100.0) * d))
+            order = _edm_order_scalar(syms[i], syms[j], 100.0 * float(d))
             valence[i] += order
             valence[j] += order
     stable = sum(

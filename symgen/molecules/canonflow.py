@@ -794,7 +794,7 @@ def evaluate_molecules(
     *,
     strain_molecules: int = 200,
     xtb_molecules: int = 0,
-    posebusters_molecules: int = 1000,
+    posebusters_molecules: int = 100,
     protocols: Sequence[str] | None = None,
     progress: bool = False,
 ) -> Any:

@@ -401,6 +401,19 @@ def load_reference(spec: str, *, cache_dir: str | None = None, progress: bool = 
         for ln in path.read_text().splitlines()
         if ln.strip() and not ln.lstrip().startswith("#")
     ]
+    from rdkit import Chem, RDLogger
+
+    head = smiles[:100]
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        parsed = sum(Chem.MolFromSmiles(s) is not None for s in head)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    if 2 * parsed <= len(head):
+        raise ValueError(
+            f"reference {spec!r}: {len(head) - parsed} of its first {len(head)} lines are not "
+            "SMILES (expected a QM9 split name, an .sdf/.xyz file, or one SMILES per line)"
+        )
     return None, smiles
 
 
@@ -465,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-reference-molecules",
         type=int,
         default=10_000,
-        help="reference molecules used for geometry distances (default 10000)",
+        help="reference molecules used for geometry distances (a random subset; default 10000)",
     )
     parser.add_argument("--cache-dir", default=None, help="symgen cache folder for QM9")
     parser.add_argument("--seed", type=int, default=0, help="seed of the reference subsample")

@@ -189,6 +189,10 @@ def _empty(name: str) -> Molecule:
 def read_sdf(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule]:
     """Read all records of an SD file (no sanitization, hydrogens kept, bonds kekulized).
 
+    A record whose bonds cannot be kept (an aromatic ring that cannot be kekulized, an
+    unsupported bond type) keeps its atoms, charges and coordinates, with ``bonds=None`` and
+    the reason in :attr:`~symgen.molecules.molecule.Molecule.bond_problems`.
+
     Args:
         path: the ``.sdf`` file.
         errors: ``"raise"`` to raise on an unreadable record, ``"keep"`` to return it as an
@@ -222,7 +226,7 @@ def read_sdf(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
                     if records is None:
                         records = path.read_text(errors="replace").split("$$$$")
                     raise ValueError(_sdf_parse_problem(records[i] if i < len(records) else ""))
-                out.append(_without_unknown_bonds(from_rdkit(mol)))
+                out.append(_without_unknown_bonds(_from_sdf_record(mol)))
             except ValueError as err:
                 if errors == "raise":
                     raise ValueError(f"{path}: record {i}: {err}") from err
@@ -232,9 +236,33 @@ def read_sdf(path: str | os.PathLike, *, errors: str = "raise") -> list[Molecule
     return out
 
 
+def _from_sdf_record(mol) -> Molecule:
+    """:func:`from_rdkit`, keeping atoms, charges and coordinates when the bonds cannot be kept.
+
+    A generated record may hold an aromatic ring that cannot be kekulized or a bond type
+    symgen does not read; its geometry can still be scored, so the molecule keeps its atoms
+    and records why its bonds were dropped (:attr:`Molecule.bond_problems`).
+    """
+    try:
+        return from_rdkit(mol)
+    except ValueError as err:
+        if mol.GetNumConformers() == 0:
+            raise
+        return Molecule(
+            atomic_numbers=np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64),
+            positions=np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64).reshape(
+                -1, 3
+            ),
+            charges=np.array([a.GetFormalCharge() for a in mol.GetAtoms()], dtype=np.int64),
+            name=mol.GetProp("_Name") if mol.HasProp("_Name") else "",
+            bond_problems=(f"bonds not read: {err}",),
+        )
+
+
 def _sdf_parse_problem(record: str) -> str:
     """Why RDKit could not parse one SD record, read from its text (V2000 counts/atom lines)."""
-    lines = record.lstrip("\n").splitlines()
+    # the text after "$$$$" starts with its newline; a blank title line must stay
+    lines = (record[1:] if record.startswith("\n") else record).splitlines()
     if len(lines) < 4:
         return f"RDKit could not parse the record: {len(lines)} lines, no counts line"
     counts = lines[3]

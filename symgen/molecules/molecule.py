@@ -22,6 +22,9 @@ class Molecule:
         problems: what a reader found wrong with this record (e.g. ``"atom 3: unknown element
             symbol 'Xx'"``, the symbol kept); a molecule with problems is not scored, and the
             evaluator lists these reasons for it.
+        bond_problems: why a reader could not keep the record's bonds (e.g. an aromatic ring
+            that cannot be kekulized; ``bonds`` is then ``None``): the geometry is still scored,
+            the protocols on own bonds count the molecule unstable and invalid with this reason.
 
     Examples:
         >>> water = Molecule(np.array([8, 1, 1]),
@@ -37,6 +40,7 @@ class Molecule:
     bond_orders: np.ndarray | None = None
     name: str = field(default="")
     problems: tuple[str, ...] = field(default=())
+    bond_problems: tuple[str, ...] = field(default=())
 
     @property
     def num_atoms(self) -> int:
@@ -47,3 +51,8 @@ class Molecule:
     def has_bonds(self) -> bool:
         """Whether explicit bonds are attached."""
         return self.bonds is not None
+
+    @property
+    def carries_bonds(self) -> bool:
+        """Whether the record had bonds, usable (``bonds``) or not (``bond_problems``)."""
+        return self.bonds is not None or bool(self.bond_problems)

@@ -162,7 +162,8 @@ def relax_gfn2(
         )
     e1 = float(final.get("energy"))
     grad_norm = float(np.linalg.norm(final.get("gradient")))
-    converged = grad_norm < _GRADIENT_THRESHOLD and out.nit < limit
+    # both thresholds: the gradient at the returned geometry, the last energy change
+    converged = grad_norm < _GRADIENT_THRESHOLD and state["delta"] < _ENERGY_THRESHOLD
     return RelaxResult(
         positions=out.x.reshape(-1, 3) / BOHR_PER_ANGSTROM,
         energy_initial=e0 * HARTREE_TO_KCAL_MOL,
@@ -171,7 +172,8 @@ def relax_gfn2(
         iterations=state["count"],
         reason=""
         if converged
-        else f"not converged in {limit} iterations (gradient norm {grad_norm:.1e} Eh/bohr)",
+        else f"not converged after {out.nit} of {limit} iterations (gradient norm "
+        f"{grad_norm:.1e} Eh/bohr; {out.message})",
     )
 
 

@@ -273,3 +273,12 @@ def test_qm9_split_reference(tmp_path, samples):
     assert m["midi/uniqueness"]["count"] == 5  # CH5 is invalid
     w1 = m["symgen-geometry-w1/bond_length_w1"]["value"]
     assert w1 is not None and w1 < 0.05
+
+
+def test_reference_file_that_is_not_smiles_is_refused(tmp_path, capsys, samples):
+    sdf = tmp_path / "s.sdf"
+    write_sdf(samples[:2], sdf)
+    junk = tmp_path / "eval.txt"
+    junk.write_text("3\n\nC 0.0 0.0 0.0\nH 1.0 0.0 0.0\nH 0.0 1.0 0.0\n")
+    assert main(["--samples", str(sdf), "--reference", str(junk), "--protocol", "edm"]) == 2
+    assert "3 of its first 4 lines are not SMILES" in capsys.readouterr().err

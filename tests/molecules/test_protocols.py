@@ -42,7 +42,7 @@ def _pair(table: dict, a: str, b: str):
     return table.get((a, b), table.get((b, a)))
 
 
-def edm_order(a: str, b: str, d_pm: np.float32) -> int:
+def edm_order(a: str, b: str, d_pm: float) -> int:
     """EDM's get_bond_order: nested strict comparisons with margins 10, 5, 3 pm."""
     single = _pair(EDM_SINGLE, a, b)
     if single is None or not d_pm < single + 10:
@@ -65,7 +65,8 @@ def edm_reference(m: Molecule) -> tuple[list[bool], bool, str | None]:
     for i in range(n):
         for j in range(i + 1, n):
             d = np.sqrt(np.sum((pos[i] - pos[j]) ** 2))
-            order[i, j] = order[j, i] = edm_order(syms[i], syms[j], np.float32(100) * d)
+            # NumPy 1.x (EDM's era): Python 100 times a float32 scalar is a float64
+            order[i, j] = order[j, i] = edm_order(syms[i], syms[j], 100.0 * float(d))
     stable = [int(order[i].sum()) == EDM_VALENCE[s] for i, s in enumerate(syms)]
     mol = Chem.RWMol()
     for s in syms:
@@ -301,7 +302,7 @@ def test_geom_revisited_table_from_reference():
     acetonitrile = _embedded("CC#N", 0)  # neutral N with valence 3 never occurs in the reference
     r = evaluate([ref[0], acetonitrile], protocols=["geom-revisited"], reference=ref)
     assert r["geom-revisited/molecule_stability"] == 0.5
-    assert "built from 2 reference molecules" in " ".join(r.notes)
+    assert "own bonds of all 2 sound reference molecules" in " ".join(r.notes)
 
 
 def test_geometry_changes_match_rdkit_measurements():
@@ -449,3 +450,79 @@ def test_adding_a_protocol_is_one_registry_entry(monkeypatch):
     assert len(seen) == 1 and seen[0].num_molecules == 3 and len(seen[0].molecules) == 2
     assert list(r.metrics)[-1] == "toy-heavy-atoms/heavy_atoms_mean"
     assert math.isfinite(r["edm/molecule_stability"])
+
+
+def test_edm_novelty_reference_is_built_like_edms_whole_training_molecules():
+    """EDM writes the SMILES of the *whole* training molecule (fragments and all), built from
+    its geometry without charges; generated SMILES are of the largest fragment."""
+
+    def whole_molecule_smiles(m: Molecule) -> str | None:  # EDM's compute_qm9_smiles
+        syms = [SYMBOL[int(z)] for z in m.atomic_numbers]
+        x = np.asarray(m.positions, dtype=np.float32)
+        mol = Chem.RWMol()
+        for s in syms:
+            mol.AddAtom(Chem.Atom(s))
+        kinds = [None, Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE]
+        for i in range(len(syms)):
+            for j in range(i + 1, len(syms)):
+                o = edm_order(syms[i], syms[j], 100.0 * float(np.sqrt(np.sum((x[i] - x[j]) ** 2))))
+                if o:
+                    mol.AddBond(i, j, kinds[o])
+        try:
+            Chem.SanitizeMol(mol)
+        except ValueError:
+            return None
+        return Chem.MolToSmiles(mol)
+
+    ethanol, water = _embedded("CCO", 0), _embedded("O", 0)
+    pair = Molecule(
+        np.concatenate([ethanol.atomic_numbers, water.atomic_numbers]),
+        np.concatenate([ethanol.positions, water.positions + 8.0]),
+        charges=np.zeros(12, np.int64),
+        name="ethanol + water",
+    )
+    zwitterion = _embedded("[NH3+]CC(=O)[O-]", 0)  # invalid without charges: EDM leaves it out
+    reference = [pair, zwitterion]
+    expected = {s for s in map(whole_molecule_smiles, reference) if s}
+    assert len(expected) == 1 and "." in next(iter(expected))
+    ctx = EvaluationContext((ethanol,), num_molecules=1, num_atoms=9, reference=reference)
+    assert ctx.edm_novelty_reference == expected
+    r = evaluate([ethanol], protocols=["edm", "midi"], reference=reference)
+    assert r["edm/novelty"] == 1.0  # "[H]OC...": not the reference's two-fragment SMILES
+    assert r["midi/novelty"] == 0.0  # the hydrogen-free largest fragment is CCO
+    only_smiles = evaluate([ethanol], protocols=["edm"], reference_smiles=["OCC"])
+    assert only_smiles["edm/novelty"] == 0.0
+    assert any("rewritten with explicit hydrogens" in n for n in only_smiles.notes)
+
+
+def test_coincident_atoms_leave_no_nan_in_geometry_distances():
+    ref = [_embedded(s, seed=i) for i, s in enumerate(["CCO", "CCC", "CC=O", "CCN"] * 4)]
+    xs = ref[0].positions.copy()
+    xs[1] = xs[0]  # a zero-length C-C bond: its angles are undefined
+    broken = Molecule(ref[0].atomic_numbers, xs)
+    r = evaluate([broken, *ref[1:4]], protocols=["symgen-geometry-w1"], reference=ref)
+    for key in ("bond_length_w1", "bond_angle_w1"):
+        assert math.isfinite(r[f"symgen-geometry-w1/{key}"])
+
+
+def test_unkekulizable_sdf_record_keeps_its_geometry(tmp_path):
+    from symgen.molecules.io import read_molecules, write_sdf
+
+    radical = _embedded("C1=CC=C[CH]1", 0)  # cyclopentadienyl: five CH in a ring
+    sdf = tmp_path / "c5.sdf"
+    write_sdf([radical], sdf)
+    lines = sdf.read_text().splitlines()
+    n_atoms, n_bonds = int(lines[3][:3]), int(lines[3][3:6])
+    for k in range(4 + n_atoms, 4 + n_atoms + n_bonds):
+        if {int(lines[k][:3]), int(lines[k][3:6])} <= set(range(1, 6)):
+            lines[k] = lines[k][:6] + "  4" + lines[k][9:]  # aromatic: no Kekulé structure
+    sdf.write_text("\n".join(lines) + "\n")
+    (mol,) = read_molecules(sdf)
+    assert mol.bonds is None and mol.bond_problems[0].startswith("bonds not read: cannot kekulize")
+    assert mol.num_atoms == 10 and mol.charges is not None
+    r = evaluate([mol], protocols=["edm", "midi"])
+    # the geometry is still scored: the radical's ring carbon has valence 3 under EDM's tables
+    assert r["edm/atom_stability"] == pytest.approx(9 / 10)
+    assert r["midi/molecule_stability"] == 0.0 and r["midi/validity"] == 0.0
+    assert r.metrics["midi/molecule_stability"].count == 1
+    assert any(f.startswith("midi: bonds not read: cannot kekulize") for f in r.failures[0])

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 
@@ -46,6 +47,7 @@ __all__ = [
     "stability_scores",
     "given_bond_rows",
     "prefixed",
+    "process_cached",
 ]
 
 #: At most this many atoms are named per "unstable" failure reason.
@@ -137,7 +139,7 @@ class EvaluationContext:
     max_reference_molecules: int = 10_000
     max_strain_molecules: int = 1000
     strain_max_iters: int = 200
-    max_xtb_molecules: int = 100
+    max_xtb_molecules: int = 0
     max_posebusters_molecules: int = 100
     min_distance: float = MIN_DISTANCE
     seed: int = 0
@@ -151,14 +153,20 @@ class EvaluationContext:
     @property
     def has_given_bonds(self) -> bool:
         """Whether any molecule carries its own bonds (else the protocols on own bonds skip)."""
-        return any(m.bonds is not None for m in self.molecules)
+        return any(m.carries_bonds for m in self.molecules)
 
     @cached_property
     def _own_bonds(self) -> tuple[list[np.ndarray | None], dict[int, list[str]]]:
         bonds: list[np.ndarray | None] = [None] * len(self.molecules)
         problems: dict[int, list[str]] = {}
         for j, m in enumerate(self.molecules):
-            found = ["no bonds given"] if m.bonds is None else check_bonds(m)
+            found = (
+                list(m.bond_problems)
+                if m.bond_problems
+                else ["no bonds given"]
+                if m.bonds is None
+                else check_bonds(m)
+            )
             if found:
                 problems[j] = [f"bonds: {p}" for p in found]
             else:
@@ -202,17 +210,25 @@ class EvaluationContext:
 
         ``reference_smiles`` canonicalized when given; else the hydrogen-free SMILES of every
         sound reference molecule that RDKit sanitizes, from its own bonds (or EDM-inferred
-        bonds) and charges (:func:`~symgen.molecules.bonds.molecule_bond_orders`).
+        bonds) and charges (:func:`~symgen.molecules.bonds.molecule_bond_orders`). Cached for
+        the process per reference object (training hooks score against the same one).
         """
         if self.reference_smiles is not None:
-            return canonical_smiles(self.reference_smiles, progress=self.progress)
+            return process_cached(
+                "canonical",
+                self.reference_smiles,
+                lambda: canonical_smiles(self.reference_smiles, progress=self.progress),
+            )
         if self.reference is None:
             return None
-        full = self._sound_reference()
-        val = rdkit_validity(
-            full, [molecule_bond_orders(m) for m in full], rule="midi", progress=self.progress
-        )
-        return {s for s in val.smiles_noh if s}
+
+        def build() -> set[str]:
+            full = self.sound_reference()
+            bonds = [molecule_bond_orders(m) for m in full]
+            val = rdkit_validity(full, bonds, rule="midi", progress=self.progress)
+            return {s for s in val.smiles_noh if s}
+
+        return process_cached("own-bonds", self.reference, build, self.min_distance)
 
     @cached_property
     def edm_novelty_reference(self) -> set[str] | None:
@@ -223,29 +239,45 @@ class EvaluationContext:
         writes ``Chem.MolToSmiles`` (explicit hydrogens kept); molecules that fail are left
         out. That is done here for every sound reference molecule (cached per reference object
         for the process). Without reference molecules, ``reference_smiles`` are converted to
-        the same form (hydrogens added, no charges removed): an approximation.
+        the same form (hydrogens added, stereo dropped, charges kept): an approximation, which the
+        ``edm`` protocol notes in the report.
         """
         if self.reference is not None:
-            key = id(self.reference)
-            if key not in _EDM_REFERENCE_CACHE:
-                _EDM_REFERENCE_CACHE.clear()  # one reference at a time keeps memory bounded
-                _EDM_REFERENCE_CACHE[key] = (
-                    self.reference,
-                    _edm_smiles(self._sound_reference(), progress=self.progress),
-                )
-            return _EDM_REFERENCE_CACHE[key][1]
+            return process_cached(
+                "edm",
+                self.reference,
+                lambda: _edm_smiles(self.sound_reference(), progress=self.progress),
+                self.min_distance,
+            )
         if self.reference_smiles is not None:
             return _explicit_h_smiles(self.reference_smiles)
         return None
 
-    def _sound_reference(self) -> list[Molecule]:
+    def sound_reference(self) -> list[Molecule]:
+        """Every reference molecule :func:`check_molecule` accepts (at ``min_distance``)."""
         assert self.reference is not None
         full = [self.reference[i] for i in range(len(self.reference))]
         return [m for m in full if not check_molecule(m, min_distance=self.min_distance)]
 
 
-#: id(reference) -> (reference, EDM-style SMILES); holding the reference keeps the id unique.
-_EDM_REFERENCE_CACHE: dict[int, tuple[object, set[str]]] = {}
+#: (kind, id, length) of a reference -> (the reference, its SMILES set); holding the reference
+#: keeps its id from being reused while the entry lives.
+_REFERENCE_CACHE: dict[tuple, tuple[object, object]] = {}
+T = TypeVar("T")
+_REFERENCE_CACHE_SIZE = 4
+
+
+def process_cached(kind: str, reference, compute: Callable[[], T], *options: object) -> T:
+    """``compute()`` once per process for a reference object, its length and ``options``.
+
+    A few results are kept (training hooks score against the same reference every round).
+    """
+    key = (kind, id(reference), len(reference), *options)
+    if key not in _REFERENCE_CACHE:
+        while len(_REFERENCE_CACHE) >= _REFERENCE_CACHE_SIZE:
+            _REFERENCE_CACHE.pop(next(iter(_REFERENCE_CACHE)))
+        _REFERENCE_CACHE[key] = (reference, compute())
+    return _REFERENCE_CACHE[key][1]
 
 
 def _edm_smiles(molecules: Sequence[Molecule], *, progress: bool) -> set[str]:
@@ -278,7 +310,7 @@ def _edm_smiles(molecules: Sequence[Molecule], *, progress: bool) -> set[str]:
 
 
 def _explicit_h_smiles(smiles: Sequence[str] | set[str]) -> set[str]:
-    """SMILES rewritten as ``MolToSmiles(AddHs(mol))`` (EDM's form, hydrogens as atoms)."""
+    """SMILES rewritten with hydrogens as atoms and no stereo, EDM's form (charges kept)."""
     from rdkit import Chem, RDLogger
 
     out = set()
@@ -287,7 +319,7 @@ def _explicit_h_smiles(smiles: Sequence[str] | set[str]) -> set[str]:
         for s in smiles:
             mol = Chem.MolFromSmiles(s) if s else None
             if mol is not None:
-                out.add(Chem.MolToSmiles(Chem.AddHs(mol)))
+                out.add(Chem.MolToSmiles(Chem.AddHs(mol), isomericSmiles=False))
     finally:
         RDLogger.EnableLog("rdApp.*")
     return out

@@ -7,12 +7,16 @@ Generation in 3D* (ICML), Tables 1 and 2 (QM9 "atom stable", "mol stable", "vali
 (``check_stability``) and ``qm9/rdkit_functions.py`` (``BasicMolecularMetrics``,
 ``build_molecule``, ``mol2smiles``, the training SMILES of ``compute_qm9_smiles``).
 
-Procedure, per molecule, exactly as EDM's code on any molecule it accepts (close or even
+Procedure, per molecule, as EDM's QM9 code on any molecule it accepts (close or even
 coincident atoms included: nothing is dropped for geometry):
 
 * bonds: for each atom pair, the order from the distance tables
   (:func:`~symgen.molecules.bonds.infer_bonds_edm`; distances in float32 as EDM computes them
-  from its float32 sample tensors);
+  from its float32 sample tensors). One bond matrix serves stability and validity; EDM's
+  validity recomputes distances with ``torch.cdist``, which for more than 25 atoms uses a
+  matrix product whose rounding can differ in the last float32 digit, so a distance within
+  ~10⁻⁵ pm of a threshold could fall the other way there. EDM's GEOM code builds molecules
+  with single bonds only for validity; this protocol is the QM9 procedure, which does not;
 * stability: an atom is stable when its summed bond order is the element's allowed valence
   (:data:`~symgen.molecules.bonds.EDM_ALLOWED_VALENCES`; charges are ignored); a molecule when
   all its atoms are. Atom stability is pooled over all atoms of all molecules;
@@ -27,10 +31,12 @@ coincident atoms included: nothing is dropped for geometry):
   :attr:`~symgen.molecules.protocols.base.EvaluationContext.edm_novelty_reference`), over the
   distinct valid SMILES.
 
-Molecules EDM's code cannot take (an element outside the tables, non-finite coordinates, no
-atoms, or what a reader could not parse) are counted, not dropped: they are unstable with all
-their atoms, invalid, and listed with their reason in the report's failures; every rate has all
-input molecules (and atoms) in its denominator. Where EDM's tables are asymmetric (a C–S double
+Molecules EDM's code cannot take (an atomic number outside the periodic table, non-finite
+coordinates, no atoms, or what a reader could not parse) are counted, not dropped: they are
+unstable with all their atoms, invalid, and listed with their reason in the report's failures;
+every rate has all input molecules (and atoms) in its denominator. An atom of a known element
+that EDM's tables lack (Se, Na, ...) bonds to nothing and is unstable; its molecule is scored
+otherwise. Where EDM's tables are asymmetric (a C–S double
 bond is listed under C, not under S), the lookup is symmetric, which is what EDM's GEOM code
 does (it orders each pair by element); its QM9 code, which never sees sulfur, agrees.
 
@@ -79,10 +85,17 @@ def score(context: EvaluationContext) -> Scores:
     metrics["uniqueness"] = (uniqueness(smiles), n_valid)
     metrics["valid_and_unique"] = (fraction(len(set(smiles)), n_mol), n_mol)
     reference = context.edm_novelty_reference
+    notes = []
     if reference is not None:
         metrics["novelty"] = (novelty(smiles, reference), len(set(smiles)))
+        if context.reference is None:
+            notes.append(
+                f"{NAME}: novelty against reference SMILES rewritten with explicit hydrogens "
+                "(EDM builds its reference from training geometries; pass reference molecules "
+                "for that)"
+            )
     reasons = dict(out.reasons)
     for j in rows:
         if not val.valid[j]:
             reasons.setdefault(j, []).append(f"edm: invalid: {val.errors[j]}")
-    return Scores(metrics=metrics, reasons=reasons)
+    return Scores(metrics=metrics, reasons=reasons, notes=notes)

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from symgen.molecules.bonds import GEOM_REVISITED_TABLE, ValenceTable, molecule_bond_orders
 from symgen.molecules.elements import SYMBOLS
-from symgen.molecules.metrics import rdkit_validity
+from symgen.molecules.metrics import check_bonds, rdkit_validity
 from symgen.molecules.molecule import Molecule
 from symgen.molecules.protocols.base import (
     EvaluationContext,
@@ -52,6 +52,7 @@ from symgen.molecules.protocols.base import (
     fraction,
     given_bond_rows,
     prefixed,
+    process_cached,
     stability_scores,
 )
 
@@ -72,7 +73,8 @@ def table_from_molecules(molecules: Sequence[Molecule]) -> ValenceTable:
     """The valences seen per element and formal charge in molecules with own bonds.
 
     The paper's recipe (every ``(element, charge) -> valence`` that occurs in the training
-    molecules), on kekulized bonds. Molecules without own bonds are skipped.
+    molecules), on kekulized bonds. Molecules without own bonds, or whose bonds
+    :func:`~symgen.molecules.metrics.check_bonds` rejects, are skipped.
 
     Examples:
         >>> nh4 = Molecule(np.array([7, 1, 1, 1, 1]), np.zeros((5, 3)),
@@ -84,7 +86,7 @@ def table_from_molecules(molecules: Sequence[Molecule]) -> ValenceTable:
     """
     seen: set[tuple[int, int, int]] = set()
     for m in molecules:
-        if m.bonds is None:
+        if m.bonds is None or check_bonds(m):
             continue
         v = molecule_bond_orders(m).sum(-1)
         q = np.zeros(m.num_atoms, np.int64) if m.charges is None else np.asarray(m.charges)
@@ -259,10 +261,16 @@ def score(context: EvaluationContext) -> Scores:
     ref = context.reference
     ref_bonded = ref is not None and len(ref) > 0 and ref[0].bonds is not None
     if ref_bonded:
-        table = table_from_molecules(context.reference_sample)
+        full = context.sound_reference()
+        table = process_cached(
+            "geom-revisited-table",
+            context.reference,
+            lambda: table_from_molecules(full),
+            context.min_distance,
+        )
         notes.append(
-            f"{NAME}: valence table built from {len(context.reference_sample)} reference "
-            "molecules' own bonds"
+            f"{NAME}: valence table built from the own bonds of all {len(full)} sound "
+            "reference molecules"
         )
     else:
         table = GEOM_REVISITED_TABLE

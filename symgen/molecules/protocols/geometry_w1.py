@@ -61,11 +61,16 @@ def _samples(
         ):
             for k, v in new.items():
                 store.setdefault(k, []).append(v)
-    return (
-        {k: np.concatenate(v) for k, v in lengths.items()},
-        {k: np.concatenate(v) for k, v in angles.items()},
-        _element_counts(molecules),
-    )
+
+    def finite(store: dict[str, list]) -> dict[str, np.ndarray]:
+        # an angle at a zero-length bond (coincident atoms) is undefined: left out, counted
+        out = {}
+        for k, v in store.items():
+            values = np.concatenate(v)
+            out[k] = values[np.isfinite(values)]
+        return out
+
+    return finite(lengths), finite(angles), _element_counts(molecules)
 
 
 def score(context: EvaluationContext) -> Scores:
@@ -95,4 +100,12 @@ def score(context: EvaluationContext) -> Scores:
         details[key] = wasserstein_by_type(gen, rf, min_count=min_count)
         metrics[key] = (details[key]["mean"], n)
     metrics["atom_type_tv"] = (total_variation(g_cnt, r_cnt), n)
-    return Scores(metrics=metrics, details=details)
+    notes = []
+    for key, gen in (("bond_length_w1", g_len), ("bond_angle_w1", g_ang)):
+        left_out = sorted(t for t in gen if t not in details[key])
+        if left_out:
+            notes.append(
+                f"{NAME}: {key} leaves out types with fewer than 10 reference samples or no "
+                f"finite generated sample: {', '.join(left_out)}"
+            )
+    return Scores(metrics=metrics, details=details, notes=notes)

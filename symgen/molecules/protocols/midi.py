@@ -26,7 +26,9 @@ Procedure, on each molecule's own bonds and formal charges (geometry is not used
   therefore never matches an aromatic molecule; that is not reproduced).
 
 symgen's molecules are kekulized (bond orders 1–3), so MiDi's truncation of aromatic bonds to
-order 1 never arises: files with aromatic bonds are kekulized when read. Molecules without
+order 1 never arises for them; a file with aromatic bonds from another model is kekulized when
+read and scored on its Kekulé bonds, which can differ from MiDi's count on the aromatic ones
+(a ring that cannot be kekulized counts as unstable and invalid, its reason kept). Molecules without
 usable own bonds (an XYZ file, or bonds that fail
 :func:`~symgen.molecules.metrics.check_bonds`) count as unstable and invalid with a reason; the
 protocol is skipped when no molecule carries bonds.

@@ -5,7 +5,7 @@ in RDKit; the strain protocol (version 1) is symgen's: ``E_MMFF(x) - E_MMFF(rela
 kcal/mol, relaxation by RDKit's MMFF minimizer with at most ``strain_max_iters`` iterations
 (:func:`~symgen.molecules.metrics.mmff_strain`), in the spirit of the energy and strain checks
 of recent 3D-generation benchmarks. Molecules that do not sanitize, have implicit hydrogens
-or lack MMFF parameters are skipped with a reason (``"mmff: ..."``) and lower
+or lack MMFF parameters are skipped with a reason (``"mmff94-strain: ..."``) and lower
 ``mmff_setup_rate``; they are not in the strain statistics.
 
 Bonds: the molecules' own bonds and charges when at least one molecule carries sound own bonds
@@ -67,5 +67,5 @@ def score(context: EvaluationContext) -> Scores:
                 "attempted": float(len(picked)),
             }
         },
-        reasons={j: [f"mmff: {r}"] for j, r in zip(picked, st.reasons, strict=True) if r},
+        reasons={j: [f"{NAME}: {r}"] for j, r in zip(picked, st.reasons, strict=True) if r},
     )

@@ -94,6 +94,8 @@ def score(context: EvaluationContext) -> Scores:
         RDLogger.EnableLog("rdApp.*")
         for lg, level in zip(quiet, levels, strict=True):
             lg.setLevel(level)
+    if len(table) != len(picked):
+        raise RuntimeError(f"posebusters returned {len(table)} rows for {len(picked)} molecules")
     checks = [
         c
         for c in table.columns
