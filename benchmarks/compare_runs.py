@@ -19,16 +19,18 @@ import sys
 from pathlib import Path
 
 #: Metric names (the part after ``protocol/``) that are rates, printed in percent.
-RATES = ("stability", "validity", "uniqueness", "novelty", "connectivity", "connected",
+RATES = ("stability", "validity", "unique", "novelty", "connectivity", "connected",
          "neutral", "rate", "pb_valid", "fragments", "close_pairs")  # fmt: skip
 
 
 def is_rate(key: str, protocol: str) -> bool:
     """Whether a metric is a share of molecules (or atoms), printed in percent."""
     name = key.split("/", 1)[-1]
+    if protocol == "posebusters":  # every posebusters metric is a pass rate
+        return True
     if name.startswith(("mean_", "mmff_strain", "delta_e", "rmsd", "bond_", "torsion")):
         return False
-    return protocol == "posebusters" or any(r in name for r in RATES)
+    return any(r in name for r in RATES)
 
 
 def load(path: Path) -> dict:
