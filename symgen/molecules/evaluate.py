@@ -339,7 +339,7 @@ def evaluate(
     if failures:
         notes.append(
             f"{len(failures)} molecule(s) not scorable (see failures): unstable and invalid "
-            "under every protocol, in every denominator"
+            "under every stability and validity protocol, in their denominators"
         )
     for name in names:
         protocol = REGISTRY[name]
