@@ -5,6 +5,7 @@ use it. Main entry points:
 
 * data: :func:`~symgen.molecules.qm9.load_qm9`, :func:`~symgen.molecules.qm9.load_qm9_split`,
   :func:`~symgen.molecules.geom.load_geom_drugs`,
+  :func:`~symgen.molecules.moses3d.build_moses3d` (an offline drug-like 3D set),
   :class:`~symgen.molecules.dataset.MoleculeDataset`;
 * features: :class:`~symgen.molecules.featurize.FeatureLayout`,
   :class:`~symgen.molecules.featurize.MolecularFeaturizer`;
