@@ -1,4 +1,7 @@
-"""GEOM-DRUG loader for the published ``rdkit_folder`` release.
+"""GEOM-DRUG loaders: the published ``rdkit_folder`` release, and MiDi's split pickles.
+
+:func:`load_geom_split` reads the split pickles MiDi distributes (see its docstring);
+everything below describes :func:`load_geom_drugs` and the ``rdkit_folder`` release.
 
 Getting the data (not possible from here; no network at run time): the GEOM dataset (Axelrod &
 Gómez-Bombarelli, *Sci. Data* 2022) is on Harvard Dataverse (doi:10.7910/DVN/JNGTDF). Download
@@ -39,7 +42,14 @@ from symgen.molecules.cache import CacheError, resolve_cache_dir
 from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.elements import GEOM_ELEMENTS, UnknownElementError, atomic_number
 
-__all__ = ["GeomFormatError", "GEOM_CACHE_VERSION", "read_geom_conformer", "load_geom_drugs"]
+__all__ = [
+    "GeomFormatError",
+    "GEOM_CACHE_VERSION",
+    "MIDI_SPLITS",
+    "read_geom_conformer",
+    "load_geom_drugs",
+    "load_geom_split",
+]
 
 GEOM_CACHE_VERSION = 1
 
@@ -288,3 +298,105 @@ def _pack(
         smiles=smiles,
         ids=np.asarray(ids, dtype=np.int64),
     )
+
+
+#: The split files of MiDi's GEOM-DRUGS release (also the layout of the cleaned split of
+#: "GEOM-Drugs Revisited"): ``<split>_data.pickle``.
+MIDI_SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def load_geom_split(
+    folder: str | os.PathLike[str],
+    split: str = "train",
+    *,
+    max_conformers: int | None = 5,
+    limit: int | None = None,
+    progress: bool = True,
+) -> MoleculeDataset:
+    """GEOM-DRUGS from the split pickles MiDi distributes (and "GEOM-Drugs Revisited" cleans).
+
+    Each ``<folder>/<split>_data.pickle`` is a list of ``(smiles, conformers)`` pairs, the
+    conformers a list of RDKit ``Mol`` with explicit hydrogens and one 3D conformer each. The
+    first ``max_conformers`` conformers of each molecule are kept, in file order (MiDi keeps
+    the first 5); ``ids`` is the molecule's position in the list, shared by its conformers.
+    Conformers that cannot be kekulized or hold an element outside the GEOM vocabulary are
+    left out and counted in ``metadata["skipped"]``.
+
+    Pickles can execute code when loaded: only load files you trust.
+
+    Args:
+        folder: the folder holding the split pickles.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        max_conformers: conformers kept per molecule (``None``: all).
+        limit: read only the first ``limit`` molecules.
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: an unknown split or ``max_conformers < 1``.
+        FileNotFoundError: the folder or the split's pickle is missing (the message names the
+            files expected).
+        GeomFormatError: the pickle is unreadable or not a list of ``(smiles, conformers)``.
+
+    Example:
+        >>> ds = load_geom_split("geom_midi", "test", max_conformers=5)  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    if split not in MIDI_SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {MIDI_SPLITS}")
+    if max_conformers is not None and max_conformers < 1:
+        raise ValueError(f"max_conformers must be >= 1 or None, got {max_conformers}")
+    root = Path(folder)
+    expected = ", ".join(f"{s}_data.pickle" for s in MIDI_SPLITS)
+    path = root / f"{split}_data.pickle"
+    if not path.is_file():
+        present = sorted(p.name for p in root.iterdir()) if root.is_dir() else None
+        where = "no such folder" if present is None else f"the folder holds {present or 'nothing'}"
+        raise FileNotFoundError(
+            f"GEOM-DRUGS split file not found: {path} ({where}); MiDi's release has {expected}"
+        )
+    try:
+        with open(path, "rb") as handle:
+            entries = pickle.load(handle)  # noqa: S301 - the documented format is a pickle
+    except Exception as exc:  # truncated or foreign files raise many exception types
+        raise GeomFormatError(f"{path} is not a readable pickle: {exc}") from exc
+    if not isinstance(entries, list):
+        raise GeomFormatError(f"{path} must hold a list of (smiles, conformers) pairs")
+    allowed = frozenset(atomic_number(s) for s in GEOM_ELEMENTS)
+    records, smiles, ids = [], [], []
+    skipped = {"kekulize": 0, "element": 0, "no_conformers": 0}
+    items = entries if limit is None else entries[:limit]
+    for mol_id, entry in enumerate(tqdm(items, desc=f"GEOM {split}", disable=not progress)):
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
+            raise GeomFormatError(f"{path}: entry {mol_id} is not a (smiles, conformers) pair")
+        smi, conformers = entry
+        if not isinstance(conformers, (list, tuple)):
+            raise GeomFormatError(f"{path}: entry {mol_id} has no list of conformers")
+        if not conformers:
+            skipped["no_conformers"] += 1
+            continue
+        for conf in list(conformers)[: max_conformers or len(conformers)]:
+            try:
+                rec = read_geom_conformer(conf, allowed)
+            except UnknownElementError:
+                skipped["element"] += 1
+                continue
+            except GeomFormatError as exc:
+                if "kekulize" not in str(exc):
+                    raise GeomFormatError(f"{path}: entry {mol_id}: {exc}") from exc
+                skipped["kekulize"] += 1
+                continue
+            records.append(rec)
+            smiles.append(str(smi))
+            ids.append(mol_id)
+    if not records:
+        raise GeomFormatError(f"no usable conformers in {path} (skipped: {skipped})")
+    ds = _pack(records, smiles, ids)
+    ds.metadata = {
+        "dataset": "geom-drugs (split pickles)",
+        "file": str(path),
+        "split": split,
+        "max_conformers": max_conformers,
+        "skipped": skipped,
+    }
+    return ds

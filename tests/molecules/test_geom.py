@@ -176,3 +176,57 @@ def test_bad_inputs(tmp_path: Path):
         pickle.dump({"conformers": [{"rd_mol": se, "totalenergy": -1.0}]}, f)
     with pytest.raises(UnknownElementError, match="34"):
         load_geom_drugs(tmp_path, progress=False)
+
+
+# ---- MiDi's split pickles: lists of (SMILES, conformers)
+def test_split_pickles(tmp_path):
+    import pickle
+
+    from symgen.molecules.geom import load_geom_split
+
+    entries = [
+        (smi, _conformers(smi, 6 if k == 0 else 2, seed=10 + k)) for k, smi in enumerate(SMILES)
+    ]
+    se = Chem.AddHs(Chem.MolFromSmiles("C[Se]C"))  # an element outside the GEOM vocabulary
+    AllChem.EmbedMolecule(se, randomSeed=0)
+    entries += [("C[Se]C", [se]), ("CC", [])]
+    for split in ("train", "val", "test"):
+        with open(tmp_path / f"{split}_data.pickle", "wb") as f:
+            pickle.dump(entries, f)
+    ds = load_geom_split(tmp_path, "val", max_conformers=5, progress=False)
+    assert len(ds) == 5 + 2 + 2 + 2  # the first five conformers of the first molecule
+    assert ds.ids.tolist() == [0] * 5 + [1, 1, 2, 2, 3, 3]
+    assert ds.metadata["skipped"] == {"kekulize": 0, "element": 1, "no_conformers": 1}
+    first = entries[0][1][0]
+    np.testing.assert_allclose(ds[0].positions, first.GetConformer().GetPositions(), atol=1e-5)
+    betaine = ds[5]
+    assert betaine.charges.tolist().count(1) == 1 and betaine.charges.tolist().count(-1) == 1
+    back = Chem.MolToSmiles(Chem.RemoveHs(to_rdkit_sanitized(betaine)))
+    assert back == Chem.MolToSmiles(Chem.MolFromSmiles(SMILES[1]))  # charges and bonds kept
+    assert len(load_geom_split(tmp_path, "test", max_conformers=None, progress=False)) == 12
+    assert len(load_geom_split(tmp_path, "train", limit=1, progress=False)) == 5
+
+
+def to_rdkit_sanitized(m):
+    from symgen.molecules.io import to_rdkit
+
+    return to_rdkit(m, sanitize=True)
+
+
+def test_split_pickles_errors(tmp_path):
+    from symgen.molecules.geom import load_geom_split
+
+    with pytest.raises(FileNotFoundError, match="no such folder.*train_data.pickle, val_data"):
+        load_geom_split(tmp_path / "absent", progress=False)
+    (tmp_path / "train_data.pickle").write_bytes(b"not a pickle")
+    with pytest.raises(FileNotFoundError, match=r"the folder holds \['train_data.pickle'\]"):
+        load_geom_split(tmp_path, "test", progress=False)
+    with pytest.raises(GeomFormatError, match="not a readable pickle"):
+        load_geom_split(tmp_path, "train", progress=False)
+    import pickle
+
+    (tmp_path / "val_data.pickle").write_bytes(pickle.dumps({"not": "a list"}))
+    with pytest.raises(GeomFormatError, match="list of \\(smiles, conformers\\) pairs"):
+        load_geom_split(tmp_path, "val", progress=False)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_geom_split(tmp_path, "valid", progress=False)
