@@ -142,6 +142,12 @@ def embed_smiles(smiles: str, *, seed: int = 0, index: int = 0) -> tuple[Molecul
         RDLogger.EnableLog("rdApp.*")
 
 
+def _fingerprint(items: Sequence[tuple[int, str]], seed: int) -> str:
+    """What a chunk was built from: its ids, SMILES and seed (a stale chunk is rebuilt)."""
+    blob = json.dumps([seed, [[int(i), s] for i, s in items]], separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def _embed_chunk(task: tuple[list[tuple[int, str]], int]) -> tuple[dict, dict, dict[str, int]]:
     """Worker: embed one chunk; returns the chunk's dataset arrays, metadata and failure counts."""
     items, seed = task
@@ -154,7 +160,8 @@ def _embed_chunk(task: tuple[list[tuple[int, str]], int]) -> tuple[dict, dict, d
             molecules.append(m)
             ids.append(index)
     ds = MoleculeDataset.from_molecules(molecules, ids=np.asarray(ids, dtype=np.int64))
-    return ds.to_arrays(), {"failures": dict(counts)}, dict(counts)
+    meta = {"failures": dict(counts), "fingerprint": _fingerprint(items, seed)}
+    return ds.to_arrays(), meta, dict(counts)
 
 
 def build_conformers(
@@ -173,7 +180,8 @@ def build_conformers(
 
     Chunks of ``chunk_size`` molecules are embedded by ``workers`` processes (default: the CPU
     count; 0 embeds in this process) and each finished chunk is saved atomically under
-    ``<out_path>.partial/``; a later call with the same arguments reuses the finished chunks.
+    ``<out_path>.partial/``; a later call reuses the finished chunks built from the same
+    SMILES, ids and seed (a chunk built from anything else is rebuilt).
     The assembled set is saved atomically at ``out_path`` and the partial folder removed. When
     ``out_path`` exists it is loaded instead.
 
@@ -218,10 +226,10 @@ def build_conformers(
 
     def done(c: int) -> bool:
         try:
-            MoleculeDataset.load(chunk_file(c))
+            part = MoleculeDataset.load(chunk_file(c))
         except CacheError:
             return False
-        return True
+        return part.metadata.get("fingerprint") == _fingerprint(chunks[c], seed)
 
     todo = [c for c in range(len(chunks)) if not done(c)]
     workers = (os.cpu_count() or 1) if workers is None else workers

@@ -93,6 +93,21 @@ def test_interrupted_build_resumes_and_equals_an_uninterrupted_one(tmp_path, mon
     assert calls == []  # the finished set is loaded, not rebuilt
 
 
+def test_stale_and_empty_chunks(tmp_path):
+    out = tmp_path / "set.npz"
+    partial = out.with_name("set.npz.partial")
+    partial.mkdir()
+    # a chunk left by a build of other molecules is not taken for this build's chunk 0
+    stale = build_conformers(["CCO", "CCN"], tmp_path / "other.npz", workers=0, progress=False)
+    stale.metadata = {"failures": {}, "fingerprint": "from another build"}
+    stale.save(partial / "chunk_000000.npz")
+    ds = build_conformers(
+        ["c1ccccc1", "CCCl", "bad", "also bad"], out, workers=0, chunk_size=2, progress=False
+    )
+    assert [m.name for m in ds] == ["c1ccccc1", "CCCl"]  # an all-failed chunk adds nothing
+    assert ds.metadata["failures"]["parse"] == 2
+
+
 def test_worker_processes_give_the_same_set(tmp_path):
     serial = build_conformers(DRUGLIKE[:6], tmp_path / "s.npz", workers=0, chunk_size=2,
                               progress=False)  # fmt: skip
