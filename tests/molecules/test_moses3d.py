@@ -132,3 +132,25 @@ def test_moses_smiles_from_the_wheel():
         pytest.skip("molsets not installed (pip install --no-deps molsets)")
     test = moses3d.moses_smiles("test")
     assert len(test) == 176_074 and Chem.MolFromSmiles(test[0]) is not None
+
+
+def test_drug_like_featurization_round_trip():
+    """Features -> RDKit molecule -> the same SMILES, on drug-like molecules with aromatic rings,
+    charges, halogens and sulfur, with the GEOM-DRUGS layout (issue 16)."""
+    from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
+    from symgen.molecules.io import to_rdkit
+
+    smiles = [
+        "CC(=O)Nc1ccc(O)cc1",
+        "C[N+](C)(C)CC(=O)[O-]",
+        "Clc1ccc(cc1)S(=O)(=O)N",
+        "Brc1ccc2[nH]ccc2c1",
+        "O=[N+]([O-])c1ccc(F)cc1",
+        "CC(C)Cc1ccc(C(C)C(=O)O)cc1",
+    ]
+    molecules = [embed_smiles(s, index=i)[0] for i, s in enumerate(smiles)]
+    featurizer = MolecularFeaturizer(FeatureLayout.geom())
+    decoded = featurizer.decode(featurizer.batch(molecules))
+    for s, m in zip(smiles, decoded, strict=True):
+        back = Chem.MolToSmiles(Chem.RemoveHs(to_rdkit(m, sanitize=True)))
+        assert back == Chem.MolToSmiles(Chem.MolFromSmiles(s)), s
