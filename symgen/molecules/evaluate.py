@@ -220,7 +220,7 @@ def _format_rows(rows: list[tuple[str, ...]]) -> list[str]:
 
 def available_protocols() -> list[str]:
     """Names of the protocols whose extras are installed (the default of :func:`evaluate`)."""
-    return [name for name, p in REGISTRY.items() if p.default and p.available]
+    return [name for name, p in REGISTRY.items() if p.available]
 
 
 def select_protocols(protocols: Sequence[str] | None) -> list[str]:

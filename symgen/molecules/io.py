@@ -170,14 +170,21 @@ def from_rdkit(mol, name: str | None = None) -> Molecule:
         i, j = sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
         bonds.append((i, j))
         orders.append(kinds[b.GetBondType()])
-    if name is None:
-        name = m.GetProp("_Name") if m.HasProp("_Name") else ""
-    return Molecule(
-        atomic_numbers=np.array([a.GetAtomicNum() for a in m.GetAtoms()], dtype=np.int64),
-        positions=np.asarray(m.GetConformer().GetPositions(), dtype=np.float64).reshape(-1, 3),
-        charges=np.array([a.GetFormalCharge() for a in m.GetAtoms()], dtype=np.int64),
+    return replace(
+        _atoms_from_rdkit(m, name),
         bonds=np.array(bonds, dtype=np.int64).reshape(-1, 2),
         bond_orders=np.array(orders, dtype=np.int64),
+    )
+
+
+def _atoms_from_rdkit(mol, name: str | None = None) -> Molecule:
+    """Atoms, formal charges, first-conformer positions and name of an RDKit ``Mol``; no bonds."""
+    if name is None:
+        name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+    return Molecule(
+        atomic_numbers=np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64),
+        positions=np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64).reshape(-1, 3),
+        charges=np.array([a.GetFormalCharge() for a in mol.GetAtoms()], dtype=np.int64),
         name=name,
     )
 
@@ -248,15 +255,7 @@ def _from_sdf_record(mol) -> Molecule:
     except ValueError as err:
         if mol.GetNumConformers() == 0:
             raise
-        return Molecule(
-            atomic_numbers=np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64),
-            positions=np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64).reshape(
-                -1, 3
-            ),
-            charges=np.array([a.GetFormalCharge() for a in mol.GetAtoms()], dtype=np.int64),
-            name=mol.GetProp("_Name") if mol.HasProp("_Name") else "",
-            bond_problems=(f"bonds not read: {err}",),
-        )
+        return replace(_atoms_from_rdkit(mol), bond_problems=(f"bonds not read: {err}",))
 
 
 def _sdf_parse_problem(record: str) -> str:
@@ -290,12 +289,7 @@ def _without_unknown_bonds(molecule: Molecule) -> Molecule:
     (bonds inferred from geometry) instead of as molecules whose model generated no bonds.
     """
     if molecule.num_atoms > 1 and molecule.bonds is not None and len(molecule.bonds) == 0:
-        return Molecule(
-            molecule.atomic_numbers,
-            molecule.positions,
-            charges=molecule.charges,
-            name=molecule.name,
-        )
+        return replace(molecule, bonds=None, bond_orders=None)
     return molecule
 
 

@@ -30,11 +30,13 @@ from symgen.molecules.elements import SYMBOLS
 from symgen.molecules.metrics import (
     MIN_DISTANCE,
     PaddedMolecules,
+    ValidityResult,
     canonical_smiles,
     check_bonds,
     check_molecule,
     iter_chunks,
     rdkit_validity,
+    uniqueness,
 )
 from symgen.molecules.molecule import Molecule
 
@@ -45,6 +47,7 @@ __all__ = [
     "fraction",
     "edm_bond_matrices",
     "stability_scores",
+    "validity_metrics",
     "given_bond_rows",
     "prefixed",
     "process_cached",
@@ -335,7 +338,6 @@ class Protocol:
         score: ``score(context) -> Scores``.
         requires: importable modules the protocol needs beyond symgen's core (its extra).
         extra: the ``pip install "symgen[...]"`` extra that provides ``requires``.
-        default: run by :func:`~symgen.molecules.evaluate.evaluate` when no protocols are named.
     """
 
     name: str
@@ -343,7 +345,6 @@ class Protocol:
     score: Callable[[EvaluationContext], Scores]
     requires: tuple[str, ...] = ()
     extra: str = ""
-    default: bool = True
 
     @property
     def available(self) -> bool:
@@ -447,6 +448,28 @@ def stability_scores(
         },
         reasons=reasons,
     )
+
+
+def validity_metrics(val: ValidityResult, num_molecules: int) -> dict[str, tuple[float, int]]:
+    """Validity and valid-and-unique over all input molecules, uniqueness over the valid ones.
+
+    Uniqueness compares :attr:`~symgen.molecules.metrics.ValidityResult.smiles` (as EDM's and
+    MiDi's code write them).
+
+    Examples:
+        >>> from symgen.molecules.metrics import ValidityResult
+        >>> val = ValidityResult(np.array([True, True, False]), np.array([True, True, False]),
+        ...                      np.array([1, 1, 0]), ["C", "C", ""], ["C", "C", ""], ["", "", "x"])
+        >>> validity_metrics(val, 4)
+        {'validity': (0.5, 4), 'uniqueness': (0.5, 2), 'valid_and_unique': (0.25, 4)}
+    """
+    n_valid = int(val.valid.sum())
+    smiles = [s for s in val.smiles if s]
+    return {
+        "validity": (fraction(n_valid, num_molecules), num_molecules),
+        "uniqueness": (uniqueness(smiles), n_valid),
+        "valid_and_unique": (fraction(len(set(smiles)), num_molecules), num_molecules),
+    }
 
 
 def given_bond_rows(context: EvaluationContext) -> tuple[list[int], list[np.ndarray]]:

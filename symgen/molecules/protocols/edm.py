@@ -45,8 +45,13 @@ Metrics: ``atom_stability``, ``molecule_stability``, ``validity``, ``uniqueness`
 """
 
 from symgen.molecules.bonds import EDM_TABLE
-from symgen.molecules.metrics import novelty, rdkit_validity, uniqueness
-from symgen.molecules.protocols.base import EvaluationContext, Scores, fraction, stability_scores
+from symgen.molecules.metrics import novelty, rdkit_validity
+from symgen.molecules.protocols.base import (
+    EvaluationContext,
+    Scores,
+    stability_scores,
+    validity_metrics,
+)
 
 __all__ = ["NAME", "VERSION", "score"]
 
@@ -77,13 +82,8 @@ def score(context: EvaluationContext) -> Scores:
         hydrogen_free_smiles=False,
         progress=context.progress,
     )
-    n_mol = context.num_molecules
-    n_valid = int(val.valid.sum())
     smiles = [s for s in val.smiles if s]
-    metrics = dict(out.metrics)
-    metrics["validity"] = (fraction(n_valid, n_mol), n_mol)
-    metrics["uniqueness"] = (uniqueness(smiles), n_valid)
-    metrics["valid_and_unique"] = (fraction(len(set(smiles)), n_mol), n_mol)
+    metrics = {**out.metrics, **validity_metrics(val, context.num_molecules)}
     reference = context.edm_novelty_reference
     notes = []
     if reference is not None:

@@ -37,6 +37,7 @@ skipped when no molecule carries bonds. Metrics: ``atom_stability``, ``molecule_
 """
 
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -196,8 +197,6 @@ def _relaxation(
 
     changes: list[list[np.ndarray]] = [[], [], []]
     de, rmsd, reasons, seconds = [], [], {}, []
-    import time
-
     for j, a in tqdm(
         list(zip(rows, bonds, strict=True)),
         desc="GFN2-xTB relaxation",

@@ -38,7 +38,7 @@ Metrics: ``atom_stability``, ``molecule_stability``, ``validity``, ``connectivit
 """
 
 from symgen.molecules.bonds import MIDI_TABLE
-from symgen.molecules.metrics import novelty, rdkit_validity, uniqueness
+from symgen.molecules.metrics import novelty, rdkit_validity
 from symgen.molecules.protocols.base import (
     EvaluationContext,
     Scores,
@@ -46,6 +46,7 @@ from symgen.molecules.protocols.base import (
     given_bond_rows,
     prefixed,
     stability_scores,
+    validity_metrics,
 )
 
 __all__ = ["NAME", "VERSION", "score"]
@@ -79,13 +80,8 @@ def score(context: EvaluationContext) -> Scores:
         progress=context.progress,
     )
     n_mol = context.num_molecules
-    n_valid = int(val.valid.sum())
-    smiles = [s for s in val.smiles if s]
-    metrics = dict(out.metrics)
-    metrics["validity"] = (fraction(n_valid, n_mol), n_mol)
+    metrics = {**out.metrics, **validity_metrics(val, n_mol)}
     metrics["connectivity"] = (fraction(int((val.num_fragments == 1).sum()), n_mol), n_mol)
-    metrics["uniqueness"] = (uniqueness(smiles), n_valid)
-    metrics["valid_and_unique"] = (fraction(len(set(smiles)), n_mol), n_mol)
     reference = context.novelty_reference
     if reference is not None:
         noh = [s for s in val.smiles_noh if s]
