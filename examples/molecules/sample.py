@@ -7,7 +7,8 @@ Examples:
 
 The generator is rebuilt from the checkpoint alone (size histogram, categorical marginals,
 sampler defaults and feature layout travel in it), so sampling starts without loading or
-canonicalizing QM9; QM9's training split is read only afterwards, as the evaluator's reference.
+canonicalizing the dataset; the run's training molecules are read only afterwards, as the
+evaluator's reference.
 Samples use the EMA weights and are symmetrized: each generated canonical molecule gets a
 Haar-random rotation and a uniformly random atom order (centroid at the origin), so the output
 distribution is exactly S_n × SO(3) invariant whatever the network.
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         cf.save_samples(mols, report, out)
         print(report.table())
         print("\nheadline protocols side by side:")
-        print(report.side_by_side(cf.HEADLINE_PROTOCOLS))
+        print(report.side_by_side(reference.headline_protocols))
     record = cf.sampling_record(
         gen,
         state,

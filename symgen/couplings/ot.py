@@ -112,12 +112,14 @@ class MinibatchOTCoupling(Coupling):
         self, x0: GeometricGraph, x1: GeometricGraph, *, generator: torch.Generator | None = None
     ) -> Coupled:
         check_same_layout(x0, x1)
-        cost = self.cost_matrix(x0, x1)
-        src = torch.arange(x1.batch_size, device=x1.device)
-        for idx in size_classes(x1.num_nodes):
+        # the plans are solved on the CPU: one transfer in and one out, not one per size class
+        cost = self.cost_matrix(x0, x1).detach().cpu()
+        src = torch.arange(x1.batch_size)
+        for idx in size_classes(x1.num_nodes.cpu()):
             if len(idx) > 1:
                 sub = cost[idx][:, idx]
                 src[idx] = idx[assignment(sub, self.solver)]
+        src = src.to(x1.device)
         return Coupled(
             x0=x0.index(src),
             x1=x1,

@@ -220,7 +220,9 @@ class CanonicalGenerator(Generator, torch.nn.Module):
                 )
             if spec < 1:
                 raise ValueError(f"number of samples must be >= 1, got {spec}")
-            counts = torch.multinomial(self.size_probs, spec, replacement=True, generator=generator)
+            # the histogram lives on the CPU; a CUDA generator draws on its own device
+            probs = self.size_probs if generator is None else self.size_probs.to(generator.device)
+            counts = torch.multinomial(probs, spec, replacement=True, generator=generator)
         else:
             counts = torch.as_tensor(spec, dtype=torch.long).flatten()
             if counts.numel() == 0 or bool((counts < 1).any()):

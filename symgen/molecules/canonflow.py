@@ -1,4 +1,4 @@
-"""The CanonFlow recipe on QM9: configuration, cached canonical data, generator, train, sample.
+"""The CanonFlow recipe: configuration, cached canonical data, generator, train, sample.
 
 Used by ``examples/molecules/train.py`` and ``sample.py`` (thin command-line front ends) and by
 ``benchmarks/canonical_vs_equivariant.py``, so that every method is built by the same code and
@@ -6,7 +6,11 @@ differs only by its configuration.
 
 Methods (all through :class:`symgen.generators.CanonicalGenerator`):
 
-* CanonFlow: canonicalized QM9 (:func:`symgen.canon.geometric_spectral_canonicalizer`, cached
+Data (``data``, :mod:`symgen.molecules.sources`): QM9 (default), the offline drug-like set
+``moses3d``, GEOM-DRUGS from MiDi's split pickles (``geom:<folder>``), or a user's ``.sdf`` /
+symgen ``.npz`` file; the feature layout follows the data (``layout = "auto"``).
+
+* CanonFlow: canonicalized molecules (:func:`symgen.canon.geometric_spectral_canonicalizer`, cached
   once as tensors) → ``CanonTransformer`` → flow matching with an aligned prior and minibatch
   OT; positions, atom types, charges and bonds generated jointly (discrete flow matching for
   the categorical channels);
@@ -14,14 +18,16 @@ Methods (all through :class:`symgen.generators.CanonicalGenerator`):
 * equivariant baselines: ``canonicalize = false, network = "egnn"`` or ``"e3nn"``, centred prior;
 * diffusion instead of flow matching: ``process = "diffusion"``.
 
-Named configurations ship in ``symgen/molecules/configs/`` (``quick``, ``full`` and the method
-overlays ``augment_only``, ``egnn_baseline``, ``e3nn_baseline``, ``diffusion``).
+Named configurations ship in ``symgen/molecules/configs/`` (presets ``quick`` and ``full`` on
+QM9, ``drugs-quick`` on moses3d and ``geom`` for GEOM-DRUGS, and the method overlays
+``augment_only``, ``egnn_baseline``, ``e3nn_baseline``, ``diffusion``).
 
-The canonical training data are cached under a key that covers the QM9 build version, the
-split and limits, the feature layout and the canonicalizer's full configuration
+The canonical training data are cached under a key that covers the data's identity (QM9 build
+version, moses3d recipe, a file's digest), the split and limits, the feature layout and the
+canonicalizer's full configuration
 (:func:`symgen.data.load_or_build`): a changed setting rebuilds the cache. A checkpoint holds the
 generator's whole sampling state (size histogram, categorical marginals, sampler defaults,
-feature layout), so :func:`load_generator` samples without QM9.
+feature layout), so :func:`load_generator` samples without the dataset.
 """
 
 import argparse
@@ -65,6 +71,7 @@ from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
 from symgen.molecules.loader import featurize_store
 from symgen.molecules.molecule import Molecule
+from symgen.molecules.sources import LAYOUT_CHOICES, TrainingData, load_training_data
 from symgen.precision import PrecisionChoice, resolve_precision
 from symgen.priors import (
     AlignedPrior,
@@ -87,6 +94,9 @@ __all__ = [
     "CONFIG_DIR",
     "CONFIG_NAMES",
     "PreparedData",
+    "PRESETS",
+    "categorical_spec",
+    "load_data",
     "config_from_file",
     "add_config_arguments",
     "resolve_config",
@@ -97,6 +107,8 @@ __all__ = [
     "training_config",
     "train",
     "load_generator",
+    "export_sampling_checkpoint",
+    "SAMPLING_CHECKPOINT_FORMAT",
     "load_reference",
     "sample_molecules",
     "evaluate_molecules",
@@ -110,8 +122,10 @@ __all__ = [
 
 #: Folder of the named configurations shipped with the package.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-#: Named configurations (``quick`` and ``full`` are complete presets; the others are overlays).
+#: Named configurations (the :data:`PRESETS` are complete; the others are overlays).
 CONFIG_NAMES = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+#: Complete presets: QM9 on a CPU and a GPU, moses3d on a CPU, GEOM-DRUGS on a GPU.
+PRESETS = ("quick", "full", "drugs-quick", "geom")
 #: Version of the featurized-and-canonicalized training cache layout.
 CACHE_VERSION = 2
 
@@ -138,14 +152,30 @@ class CanonFlowConfig:
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     progress: bool = _opt(True, "show progress bars")
     # data
+    data: str = _opt(
+        "qm9",
+        "training data: qm9, moses3d (offline drug-like set), geom:<folder of MiDi's GEOM-DRUGS "
+        "split pickles>, a .sdf file (3D, explicit H) or a symgen .npz dataset file",
+    )
+    data_molecules: int = _opt(20000, "moses3d: molecules in the set (built once, cached)")
+    layout: str = _opt(
+        "auto",
+        "feature layout: auto (QM9's for QM9, else the GEOM elements and charges the data "
+        "holds), qm9 or geom (all 16 GEOM-DRUG elements, charges -2..3)",
+        LAYOUT_CHOICES,
+    )
+    bad_records: str = _opt(
+        "skip", "unusable SD records: skip them (counted) or stop with an error", ("skip", "error")
+    )
+    geom_conformers: int = _opt(5, "GEOM-DRUGS: conformers per molecule (MiDi: 5)")
     qm9_limit: int = _opt(
         0, "parse only the first N QM9 molecules (0: all; for tests and smoke runs)"
     )
-    train_limit: int = _opt(
-        0, "use only the first N molecules of the training split (0: all 100,000)"
-    )
+    train_limit: int = _opt(0, "use only the first N molecules of the training split (0: all)")
     val_limit: int = _opt(1000, "validation molecules used for the validation loss")
-    cache_dir: str = _opt("", "symgen cache folder for QM9 and the canonical cache ('' = default)")
+    cache_dir: str = _opt(
+        "", "symgen cache folder for datasets and canonical caches ('' = default)"
+    )
     # method
     canonicalize: bool = _opt(True, "train on the canonical slice (CanonFlow); false for baselines")
     augment: bool = _opt(
@@ -189,6 +219,9 @@ class CanonFlowConfig:
     heads: int = _opt(8, "attention heads (transformer)")
     # optimisation
     batch_size: int = _opt(64, "molecules per batch (per process under DDP)")
+    bucket_batches: int = _opt(
+        50, "batches drawn from each size-sorted pool (less padding; 1: plain random batches)"
+    )
     lr: float = _opt(5e-4, "peak learning rate (AdamW)")
     weight_decay: float = _opt(0.0, "AdamW weight decay")
     fused_optimizer: bool = _opt(
@@ -286,12 +319,12 @@ def _parse_bool(text: str) -> bool:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--preset``, ``--config`` and one ``--name`` flag per :class:`CanonFlowConfig` field."""
     parser.add_argument(
-        "--preset", choices=("quick", "full"), help="named preset in symgen/molecules/configs/"
+        "--preset", choices=PRESETS, help="named preset in symgen/molecules/configs/"
     )
     parser.add_argument(
         "--config",
         help="a TOML config file or packaged config name, applied after --preset "
-        f"(packaged: {', '.join(n for n in CONFIG_NAMES if n not in ('quick', 'full'))})",
+        f"(packaged: {', '.join(n for n in CONFIG_NAMES if n not in PRESETS)})",
     )
     group = parser.add_argument_group("configuration overrides (applied after --preset/--config)")
     hints = typing.get_type_hints(CanonFlowConfig)
@@ -360,6 +393,9 @@ def validate_config(cfg: CanonFlowConfig) -> None:
         "sample_steps",
         "width",
         "depth",
+        "bucket_batches",
+        "data_molecules",
+        "geom_conformers",
     ):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -374,14 +410,18 @@ def validate_config(cfg: CanonFlowConfig) -> None:
             )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA device is available")
+    from symgen.molecules.sources import data_kind
+
+    data_kind(cfg.data)  # names the accepted forms of a bad data specification
     sampler_options(cfg)  # sampler settings are checked by SamplerOptions
 
 
 # ---------------------------------------------------------------------------- data
-LAYOUT = FeatureLayout.qm9()
-SPEC = CategoricalSpec(
-    node_blocks=(LAYOUT.num_types, LAYOUT.num_charges), edge_classes=LAYOUT.edge_dim
-)
+def categorical_spec(layout: FeatureLayout) -> CategoricalSpec:
+    """The categorical blocks of a layout: atom types and charges per node, bond classes."""
+    return CategoricalSpec(
+        node_blocks=(layout.num_types, layout.num_charges), edge_classes=layout.edge_dim
+    )
 
 
 @dataclass
@@ -390,15 +430,23 @@ class PreparedData:
 
     Attributes:
         train: the training set as tensors (:class:`~symgen.data.GraphStore`).
-        val: the validation set (the first ``val_limit`` of QM9's validation split).
+        val: the validation set (at most ``val_limit`` molecules of the validation split).
         flagged_share: share of training molecules the canonicalizer flagged (near a tie).
         cache_built: whether the canonical cache was built by this call (else read).
+        source: the molecules, their layout and the evaluator's reference
+            (:class:`~symgen.molecules.sources.TrainingData`).
     """
 
     train: GraphStore
     val: GraphStore
     flagged_share: float
     cache_built: bool
+    source: TrainingData
+
+    @property
+    def layout(self) -> FeatureLayout:
+        """The feature layout of the run."""
+        return self.source.layout
 
 
 def _layout_dict(layout: FeatureLayout) -> dict[str, list]:
@@ -409,65 +457,88 @@ def _layout_dict(layout: FeatureLayout) -> dict[str, list]:
     }
 
 
-def _qm9(cfg: CanonFlowConfig, progress: bool) -> tuple[MoleculeDataset, dict[str, np.ndarray]]:
-    from symgen.molecules.qm9 import load_qm9, qm9_splits
+def _layout_from_dict(values: Mapping[str, Any]) -> FeatureLayout:
+    return FeatureLayout(**{k: tuple(v) for k, v in values.items()})
 
-    full = load_qm9(cfg.cache_dir or None, progress=progress, limit=cfg.qm9_limit or None)
-    return full, qm9_splits(len(full))
+
+def load_data(cfg: CanonFlowConfig, *, progress: bool = True) -> TrainingData:
+    """The molecules ``cfg.data`` names (:func:`~symgen.molecules.sources.load_training_data`)."""
+    return load_training_data(
+        cfg.data,
+        cache_dir=cfg.cache_dir or None,
+        layout=cfg.layout,
+        molecules=cfg.data_molecules,
+        qm9_limit=cfg.qm9_limit,
+        train_limit=cfg.train_limit,
+        val_limit=cfg.val_limit,
+        geom_conformers=cfg.geom_conformers,
+        bad_records=cfg.bad_records,
+        seed=cfg.seed,
+        progress=progress,
+    )
 
 
 def prepare_data(cfg: CanonFlowConfig, *, progress: bool = True) -> PreparedData:
-    """QM9 (parsed once, cached), split, featurized and canonicalized once (cached as tensors).
+    """The data (built once, cached), split, featurized and canonicalized once (cached as tensors).
 
-    The canonical cache key covers the QM9 build version, the limits, the split, the feature
-    layout, the cache layout version and the canonicalizer's full configuration.
+    The canonical cache key covers the data's identity (QM9 build version and limits, moses3d
+    recipe, a file's digest), the split, the feature layout, the cache layout version and the
+    canonicalizer's full configuration.
     """
     from symgen.molecules.cache import resolve_cache_dir
-    from symgen.molecules.qm9 import QM9_CACHE_VERSION
 
-    full, split = _qm9(cfg, progress)
-    train_idx = split["train"][: cfg.train_limit] if cfg.train_limit else split["train"]
-    featurizer = MolecularFeaturizer(LAYOUT)
-    val = featurize_store(full.subset(split["valid"][: cfg.val_limit]), featurizer)
+    source = load_data(cfg, progress=progress)
+    layout = source.layout
+    featurizer = MolecularFeaturizer(layout)
+    val = featurize_store(source.valid, featurizer)
     if not cfg.canonicalize:
-        train = featurize_store(full.subset(train_idx), featurizer, progress=progress)
-        return PreparedData(train=train, val=val, flagged_share=0.0, cache_built=False)
+        train = featurize_store(source.train, featurizer, progress=progress)
+        return PreparedData(train, val, flagged_share=0.0, cache_built=False, source=source)
     canon = geometric_spectral_canonicalizer()
-    key = {
-        "what": "canonical QM9 training set",
-        "version": CACHE_VERSION,
-        "store": STORE_FORMAT,
-        "qm9_build": QM9_CACHE_VERSION,
-        "qm9_limit": cfg.qm9_limit,
-        "train_limit": cfg.train_limit,
-        "split": "cormorant-edm",
-        "layout": _layout_dict(LAYOUT),
-        "canonicalizer": canon.config(),
-    }
+    if source.name == "qm9":  # the key of the first QM9 caches, kept so that they stay valid
+        key = {
+            "what": "canonical QM9 training set",
+            "version": CACHE_VERSION,
+            "store": STORE_FORMAT,
+            "qm9_build": source.key["qm9_build"],
+            "qm9_limit": source.key["qm9_limit"],
+            "train_limit": source.key["train_limit"],
+            "split": "cormorant-edm",
+            "layout": _layout_dict(layout),
+            "canonicalizer": canon.config(),
+        }
+        folder = resolve_cache_dir(cfg.cache_dir or None) / "qm9"
+    else:
+        key = {
+            "what": f"canonical {source.name} training set",
+            "version": CACHE_VERSION,
+            "store": STORE_FORMAT,
+            "data": source.key,
+            "layout": _layout_dict(layout),
+            "canonicalizer": canon.config(),
+        }
+        folder = resolve_cache_dir(cfg.cache_dir or None) / "canonical"
 
     def build() -> GraphStore:
-        store = featurize_store(
-            full.subset(train_idx), MolecularFeaturizer(LAYOUT, dtype=torch.float64)
-        )
+        store = featurize_store(source.train, MolecularFeaturizer(layout, dtype=torch.float64))
         return canonicalize_store(
             store, canon, batch_size=1024, progress=progress, dtype=torch.float32
         )
 
-    folder = resolve_cache_dir(cfg.cache_dir or None) / "qm9"
     train, built = load_or_build(folder, "canonical_train", key, build)
     val = canonicalize_store(val, canon, progress=False)
     flagged = float(train.graph_data["flagged"].double().mean())
-    return PreparedData(train=train, val=val, flagged_share=flagged, cache_built=built)
+    return PreparedData(train, val, flagged_share=flagged, cache_built=built, source=source)
 
 
 # ---------------------------------------------------------------------------- generator
-def network_kwargs(cfg: CanonFlowConfig) -> dict[str, Any]:
-    """Network constructor arguments for the chosen architecture."""
+def network_kwargs(cfg: CanonFlowConfig, layout: FeatureLayout) -> dict[str, Any]:
+    """Network constructor arguments for the chosen architecture and feature layout."""
     io = dict(
-        node_in=LAYOUT.node_dim,
-        node_out=LAYOUT.node_dim,
-        edge_in=LAYOUT.edge_dim,
-        edge_out=LAYOUT.edge_dim,
+        node_in=layout.node_dim,
+        node_out=layout.node_dim,
+        edge_in=layout.edge_dim,
+        edge_out=layout.edge_dim,
     )
     if cfg.network == "canon_transformer":
         return dict(
@@ -491,28 +562,41 @@ def sampler_options(cfg: CanonFlowConfig) -> SamplerOptions:
     )
 
 
-def _categorical_prior(cfg: CanonFlowConfig, data: PreparedData | None) -> CategoricalPrior:
+def _categorical_prior(
+    cfg: CanonFlowConfig, spec: CategoricalSpec, data: PreparedData | None
+) -> CategoricalPrior:
     if cfg.categorical_source != "marginal":
-        return CategoricalPrior(SPEC, cfg.categorical_source)
+        return CategoricalPrior(spec, cfg.categorical_source)
     if data is None:  # a placeholder, replaced by the marginals of a checkpoint
         return CategoricalPrior(
-            SPEC,
+            spec,
             "marginal",
-            node_marginals=[torch.ones(k) for k in SPEC.node_blocks],
-            edge_marginal=torch.ones(LAYOUT.edge_dim),
+            node_marginals=[torch.ones(k) for k in spec.node_blocks],
+            edge_marginal=torch.ones(spec.edge_classes),
         )
     stats = data.train.batch(np.arange(min(len(data.train), 4000)))
-    return CategoricalPrior.from_data(stats, SPEC, pseudo_count=1.0)
+    return CategoricalPrior.from_data(stats, spec, pseudo_count=1.0)
 
 
-def build_generator(cfg: CanonFlowConfig, data: PreparedData | None = None) -> CanonicalGenerator:
+def build_generator(
+    cfg: CanonFlowConfig,
+    data: PreparedData | None = None,
+    *,
+    layout: FeatureLayout | None = None,
+) -> CanonicalGenerator:
     """Assemble canonicalizer, prior, coupling, process and network as the config says.
 
-    With ``data`` the size histogram and categorical marginals come from the training set;
-    without it they are placeholders, to be replaced by ``load_state_dict`` of a checkpoint
-    (see :func:`load_generator`).
+    With ``data`` the feature layout, size histogram and categorical marginals come from the
+    training set; without it the layout is ``layout`` (QM9's when ``None``) and the histogram
+    and marginals are placeholders, to be replaced by ``load_state_dict`` of a checkpoint (see
+    :func:`load_generator`).
     """
-    categorical = _categorical_prior(cfg, data)
+    if data is not None:
+        layout = data.layout
+    elif layout is None:
+        layout = FeatureLayout.qm9()
+    spec = categorical_spec(layout)
+    categorical = _categorical_prior(cfg, spec, data)
     canonicalizer = geometric_spectral_canonicalizer() if cfg.canonicalize else None
     if cfg.categorical == "continuous":  # one-hot relaxation: Gaussian noise on every channel
         prior: Prior = CenteredGaussianPrior()
@@ -530,7 +614,7 @@ def build_generator(cfg: CanonFlowConfig, data: PreparedData | None = None) -> C
     if cfg.process == "flow":
         process: Any = FlowMatching(
             prediction=cfg.prediction,  # type: ignore[arg-type]
-            spec=SPEC,
+            spec=spec,
             categorical=cfg.categorical,  # type: ignore[arg-type]
             token_schedule=PowerTokenSchedule(cfg.token_exponent),
             self_conditioning=cfg.self_condition,
@@ -539,11 +623,11 @@ def build_generator(cfg: CanonFlowConfig, data: PreparedData | None = None) -> C
     else:
         process = VPDiffusion(
             prediction="epsilon" if cfg.prediction == "velocity" else cfg.prediction,  # type: ignore[arg-type]
-            spec=SPEC,
+            spec=spec,
             self_conditioning=cfg.self_condition,
             weights=weights,
         )
-    model = build_network(cfg.network, **network_kwargs(cfg))
+    model = build_network(cfg.network, **network_kwargs(cfg, layout))
     augment = DirectProduct(SymmetricGroup(), SO3()) if cfg.augment else None
     sizes = None if data is None else torch.bincount(data.train.num_nodes).to(torch.float64)
     return CanonicalGenerator(
@@ -555,10 +639,10 @@ def build_generator(cfg: CanonFlowConfig, data: PreparedData | None = None) -> C
         assume_canonical=cfg.canonicalize,
         augment_group=augment,
         sizes=sizes,
-        node_dim=LAYOUT.node_dim,
-        edge_dim=LAYOUT.edge_dim,
+        node_dim=layout.node_dim,
+        edge_dim=layout.edge_dim,
         sampler=sampler_options(cfg),
-        metadata={"recipe": "canonflow", "layout": _layout_dict(LAYOUT)},
+        metadata={"recipe": "canonflow", "layout": _layout_dict(layout)},
     )
 
 
@@ -574,6 +658,7 @@ def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
         grad_clip=cfg.grad_clip,
         ema_decay=cfg.ema_decay,
         seed=cfg.seed,
+        bucket_batches=cfg.bucket_batches,
         log_every=cfg.log_every,
         ckpt_every=cfg.ckpt_every,
         val_every=cfg.val_every,
@@ -587,9 +672,12 @@ def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
     )
 
 
-def run_info(cfg: CanonFlowConfig) -> dict[str, Any]:
-    """What a checkpoint records about the run (the recipe and its whole config)."""
-    return {"recipe": "canonflow", "config": dataclasses.asdict(cfg), "symgen": symgen.__version__}
+def run_info(cfg: CanonFlowConfig, layout: FeatureLayout | None = None) -> dict[str, Any]:
+    """What a checkpoint records about the run (recipe, whole config, feature layout)."""
+    info = {"recipe": "canonflow", "config": dataclasses.asdict(cfg), "symgen": symgen.__version__}
+    if layout is not None:
+        info["layout"] = _layout_dict(layout)
+    return info
 
 
 def eprint(*args: Any) -> None:
@@ -599,10 +687,14 @@ def eprint(*args: Any) -> None:
 
 @dataclass
 class Reference:
-    """What the evaluator compares samples with: QM9's training molecules and SMILES."""
+    """What the evaluator compares samples with: the training molecules and their SMILES.
+
+    ``headline_protocols`` are the protocols printed side by side for this data.
+    """
 
     molecules: MoleculeDataset
     smiles: list[str]
+    headline_protocols: tuple[str, ...] = ("midi", "edm")
 
 
 class SampleAndEvaluate:
@@ -668,7 +760,10 @@ def train(
     gen = build_generator(cfg, data)
     hooks = list(hooks)
     if cfg.eval_every and main:
-        hooks.append(SampleAndEvaluate(cfg.eval_every, cfg.eval_samples, load_reference(cfg)))
+        reference = Reference(
+            data.source.train, data.source.reference_smiles, data.source.headline_protocols
+        )
+        hooks.append(SampleAndEvaluate(cfg.eval_every, cfg.eval_samples, reference))
     trainer = Trainer(
         gen,
         data.train,
@@ -676,7 +771,7 @@ def train(
         out_dir=cfg.out_dir,
         val_data=data.val,
         hooks=hooks,
-        run_info=run_info(cfg),
+        run_info=run_info(cfg, data.layout),
     )
     if main:
         atomic_write_json(Path(cfg.out_dir) / "config.json", dataclasses.asdict(cfg))
@@ -684,7 +779,8 @@ def train(
         eprint(
             f"{cfg.network}: {params:,} parameters | method: canonicalize={cfg.canonicalize} "
             f"augment={cfg.augment} prior={cfg.prior} coupling={cfg.coupling} "
-            f"process={cfg.process} | train {len(data.train):,} molecules (flagged "
+            f"process={cfg.process} | {data.source.name}: train {len(data.train):,} molecules "
+            f"(mean {data.source.train.num_atoms.mean():.1f} atoms, flagged "
             f"{100 * data.flagged_share:.2f}%), {len(trainer.batcher)} steps/epoch | data ready "
             f"in {time.perf_counter() - t_start:.0f} s"
             + (" (canonical cache built)" if data.cache_built else "")
@@ -713,6 +809,7 @@ def load_generator(
     """A generator ready to sample, from a training checkpoint alone (no dataset).
 
     Returns ``(generator, config, checkpoint state)``; with ``ema`` the weights are the EMA's.
+    Reads training checkpoints and the sampling checkpoints of :func:`export_sampling_checkpoint`.
     The network runs at the precision the run trained in, unless ``precision`` says otherwise
     (``"auto"``: bfloat16 where the device computes it natively).
 
@@ -722,6 +819,8 @@ def load_generator(
     """
     state = load_checkpoint(checkpoint, map_location=device)
     run = state.get("run", {})
+    if state.get("weights") == "ema":  # a sampling checkpoint: its weights are the EMA's
+        ema = False
     if run.get("recipe") != "canonflow":
         raise ValueError(f"{checkpoint} is not a CanonFlow training checkpoint")
     values = dict(run["config"])
@@ -735,7 +834,8 @@ def load_generator(
         )
     cfg = CanonFlowConfig(**values)
     cfg.device = device
-    gen = build_generator(cfg).to(device)
+    layout = _layout_from_dict(run["layout"]) if "layout" in run else FeatureLayout.qm9()
+    gen = build_generator(cfg, layout=layout).to(device)
     gen.load_state_dict(state["generator"])
     if ema:
         average = ExponentialMovingAverage(gen)
@@ -745,6 +845,48 @@ def load_generator(
     gen.precision = trained if precision is None else resolve_precision(precision, device)
     gen.eval()
     return gen, cfg, state
+
+
+#: Format tag of a sampling checkpoint (EMA weights and run record, no optimizer).
+SAMPLING_CHECKPOINT_FORMAT = "symgen-canonflow-sampling-1"
+
+
+def export_sampling_checkpoint(
+    trainer: Trainer, path: str | Path, *, dtype: torch.dtype = torch.float32
+) -> dict[str, Any]:
+    """Write what sampling needs, and nothing else, to ``path`` (atomically).
+
+    The generator's state with the EMA weights in place (size histogram, categorical
+    marginals, sampler defaults and buffers included), stored as ``dtype`` (floating tensors
+    only), with the run record, step, training time and precision; no optimizer and no second
+    copy of the weights, so the file is about a quarter of a training checkpoint (an eighth
+    in float16). :func:`load_generator` reads it. Returns the payload written.
+    """
+    from symgen.training import save_checkpoint
+
+    def cast(value: Any) -> Any:  # tensors to the CPU (floating ones as dtype); others as they are
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            return value.to(dtype) if value.is_floating_point() else value
+        if isinstance(value, Mapping):
+            return {k: cast(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(cast(v) for v in value)
+        return value
+
+    with trainer.averaged() as gen:
+        weights = cast(gen.state_dict())
+    payload = {
+        "format": SAMPLING_CHECKPOINT_FORMAT,
+        "weights": "ema",
+        "step": trainer.step,
+        "train_seconds": trainer.train_seconds,
+        "generator": weights,
+        "precision": trainer.precision,
+        "run": trainer.run_info,
+    }
+    save_checkpoint(path, payload)
+    return payload
 
 
 @torch.no_grad()
@@ -782,10 +924,9 @@ def sample_molecules(
 
 # ---------------------------------------------------------------------------- evaluation
 def load_reference(cfg: CanonFlowConfig, *, progress: bool = False) -> Reference:
-    """The training split of QM9 as the evaluator's reference (cached parse; no canonicalizing)."""
-    full, split = _qm9(cfg, progress)
-    train_idx = split["train"][: cfg.train_limit] if cfg.train_limit else split["train"]
-    return Reference(full.subset(train_idx), [full.smiles[i] for i in split["train"]])
+    """The run's training molecules as the evaluator's reference (cached; not canonicalized)."""
+    source = load_data(cfg, progress=progress)
+    return Reference(source.train, source.reference_smiles, source.headline_protocols)
 
 
 def evaluate_molecules(
@@ -798,7 +939,7 @@ def evaluate_molecules(
     protocols: Sequence[str] | None = None,
     progress: bool = False,
 ) -> Any:
-    """Score with :func:`symgen.molecules.evaluate.evaluate` against the QM9 training split.
+    """Score with :func:`symgen.molecules.evaluate.evaluate` against the training molecules.
 
     ``protocols`` default to every protocol whose extra is installed.
     """
@@ -817,7 +958,8 @@ def evaluate_molecules(
     )
 
 
-#: The protocols whose columns the main job prints side by side.
+#: The protocols whose columns the main job prints side by side on QM9 (see
+#: :attr:`Reference.headline_protocols` for other data).
 HEADLINE_PROTOCOLS: tuple[str, ...] = ("midi", "edm")
 
 

@@ -441,7 +441,9 @@ def load_qm9(
         rebuild: ignore an existing cache and rebuild it.
 
     A missing, corrupt, stale (other CSV sizes) or incompatible cache is rebuilt; corrupt and
-    stale ones with a :class:`UserWarning`. Molecules are in QM9 index order.
+    stale ones with a :class:`UserWarning`. Without ``qm9pack`` an existing cache is used as it
+    is (with a warning), so a cache copied to a machine without the wheel works there.
+    Molecules are in QM9 index order.
 
     Examples:
         >>> ds = load_qm9()                         # doctest: +SKIP
@@ -454,7 +456,14 @@ def load_qm9(
     if not rebuild and path.exists():
         try:
             ds = MoleculeDataset.load(path)
-            if ds.metadata.get("source_sizes") != _source_signature():
+            if importlib.util.find_spec("qm9pack") is None:
+                # a copied cache on a machine without the 104 MB wheel (a GPU box, say)
+                warnings.warn(
+                    f"qm9pack is not installed: using the QM9 cache {path} without checking it "
+                    "against the CSV files",
+                    stacklevel=2,
+                )
+            elif ds.metadata.get("source_sizes") != _source_signature():
                 warnings.warn(
                     f"QM9 cache {path} was built from other CSV files; rebuilding", stacklevel=2
                 )

@@ -113,4 +113,8 @@ class ExponentialMovingAverage:
         self.decay = float(state["decay"])
         self.warmup = bool(state.get("warmup", False))
         self.num_updates = int(state.get("num_updates", 0))
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+        old = self.shadow  # averages stay on the device of the model they were made for
+        self.shadow = {
+            k: v.to(old[k].device if k in old else v.device).clone()
+            for k, v in state["shadow"].items()
+        }

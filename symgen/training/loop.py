@@ -486,7 +486,9 @@ class Trainer:
                 raise FileNotFoundError(
                     f"resume was asked for but there is no checkpoint at {path}"
                 )
-            self.load_state_dict(load_checkpoint(path, map_location=self.device))
+            # read onto the CPU: weights and averages are copied to their device on load, and
+            # AdamW's step counters stay on the CPU (on a GPU they would sync every step)
+            self.load_state_dict(load_checkpoint(path, map_location="cpu"))
             if self.is_main:
                 remove_partial_writes(path)
                 self.log(f"resumed from {path} at step {self.step} (precision {self.precision})")
