@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -215,6 +216,150 @@ def test_sample_script_writes_outputs(tmp_path, cache):
     assert list(empty.iterdir()) == []
     proc = _run([str(SAMPLE), "--checkpoint", str(tmp_path / "missing.pt")], cache)
     assert proc.returncode == 2 and "no checkpoint" in proc.stderr
+
+
+DRUGLIKE = [
+    "CC(=O)Nc1ccc(O)cc1",
+    "c1ccc2[nH]ccc2c1",
+    "CCS(=O)(=O)N",
+    "C[N+](C)(C)CC(=O)[O-]",
+    "Clc1ccccc1Br",
+    "OC(=O)c1ccccc1F",
+    "CCOC(=O)C",
+    "N#Cc1ccncc1",
+]
+
+
+def _druglike_sdf(path: Path, copies: int = 3) -> None:
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    with Chem.SDWriter(str(path)) as w:
+        for k in range(copies):
+            for i, smi in enumerate(DRUGLIKE):
+                mol = Chem.AddHs(Chem.MolFromSmiles(smi))
+                assert AllChem.EmbedMolecule(mol, randomSeed=10 * i + k) == 0
+                w.write(mol)
+    with path.open("a") as f:  # one record RDKit cannot read
+        f.write("garbage\n\n\n  2  1  0  0  0  0  0  0  0  0999 V2000\n$$$$\n")
+
+
+def test_train_and_sample_on_a_users_sdf(tmp_path, cache):
+    """train.py --data file.sdf: the bad record is skipped and counted, the layout follows the
+    file (Br, Cl, S, charges), the final evaluation uses the drug protocols, and sample.py
+    restores the file's layout from the checkpoint alone."""
+    sdf = tmp_path / "mine.sdf"
+    _druglike_sdf(sdf)
+    run_dir = tmp_path / "run"
+    tiny = [a for a in TINY if a not in ("--qm9-limit", "400")]
+    proc = _run(
+        [
+            str(TRAIN),
+            *tiny,
+            "--data",
+            str(sdf),
+            "--max-steps",
+            "3",
+            "--ckpt-every",
+            "3",
+            "--final-samples",
+            "4",
+            "--sample-steps",
+            "2",
+            "--strain-molecules",
+            "0",
+            "--posebusters-molecules",
+            "0",
+            "--out-dir",
+            str(run_dir),
+        ],
+        cache,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mine.sdf: train" in proc.stderr
+    assert "geom-revisited" in proc.stdout.split("side by side")[1]
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert state["run"]["layout"]["elements"] == ["H", "C", "N", "O", "F", "S", "Cl", "Br"]
+    assert state["run"]["layout"]["charges"] == [-1, 0, 1]
+    assert (cache / "canonical").is_dir()  # its own canonical cache, beside QM9's
+    proc = _run(
+        [
+            str(SAMPLE),
+            "--checkpoint",
+            str(run_dir / "checkpoint.pt"),
+            "--num",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "s"),
+            "--no-progress",
+            "--no-eval",
+        ],
+        cache,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bad = _run(
+        [
+            str(TRAIN),
+            *tiny,
+            "--data",
+            str(sdf),
+            "--bad-records",
+            "error",
+            "--out-dir",
+            str(tmp_path / "strict"),
+        ],
+        cache,
+    )
+    assert bad.returncode == 2 and "record 24: unreadable record" in bad.stderr
+    unknown = _run(
+        [str(TRAIN), *tiny, "--data", "mols.xyz", "--out-dir", str(tmp_path / "u")], cache
+    )
+    assert unknown.returncode == 2 and "unknown data 'mols.xyz'" in unknown.stderr
+
+
+def test_sampling_checkpoint_is_small_and_samples_like_the_ema(tmp_path, cache, monkeypatch):
+    """export_sampling_checkpoint keeps the EMA weights once (no optimizer, no duplicate of a
+    module registered twice) and load_generator samples from it exactly as the trainer's
+    averaged generator does."""
+    from symgen.molecules import canonflow as cf
+
+    monkeypatch.setenv("SYMGEN_CACHE", str(cache))
+    cfg = cf.CanonFlowConfig(
+        qm9_limit=400,
+        val_limit=8,
+        width=16,
+        depth=1,
+        heads=2,
+        batch_size=8,
+        max_steps=3,
+        warmup_steps=1,
+        val_every=0,
+        ckpt_every=3,
+        progress=False,
+        tensorboard=False,
+        out_dir=str(tmp_path / "run"),
+        cache_dir=str(cache),
+    )
+    gen, trainer, _ = cf.train(cfg)
+    path = tmp_path / "sampling.pt"
+    cf.export_sampling_checkpoint(trainer, path)
+    params = sum(p.numel() for p in gen.parameters())
+    assert path.stat().st_size < 4 * params * 1.3 + 200_000
+    assert path.stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size / 2.5
+    with trainer.averaged():
+        ref, _ = cf.sample_molecules(gen, 5, seed=3, steps=3, progress=False)
+    loaded, _, state = cf.load_generator(path)
+    assert state["weights"] == "ema" and state["step"] == 3
+    got, _ = cf.sample_molecules(loaded, 5, seed=3, steps=3, progress=False)
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a.atomic_numbers, b.atomic_numbers)
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-5)
+    half = tmp_path / "half.pt"
+    cf.export_sampling_checkpoint(trainer, half, dtype=torch.float16)
+    assert path.stat().st_size - half.stat().st_size >= 2 * params * 0.9  # 2 bytes per weight
+    assert cf.load_generator(half)[0].sampler == loaded.sampler
 
 
 def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch):

@@ -864,10 +864,15 @@ def export_sampling_checkpoint(
     """
     from symgen.training import save_checkpoint
 
+    shared: dict[tuple, torch.Tensor] = {}  # a module registered twice is stored once
+
     def cast(value: Any) -> Any:  # tensors to the CPU (floating ones as dtype); others as they are
         if isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-            return value.to(dtype) if value.is_floating_point() else value
+            key = (value.data_ptr(), value.dtype, tuple(value.shape), value.stride())
+            if key not in shared:  # a copy: the live weights are restored after averaged()
+                to = dtype if value.is_floating_point() else value.dtype
+                shared[key] = value.detach().to("cpu", to, copy=True)
+            return shared[key]
         if isinstance(value, Mapping):
             return {k: cast(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):

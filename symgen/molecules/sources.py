@@ -18,8 +18,9 @@ Sets without a published split (moses3d, files) are split by a seeded permutatio
 
 Feature layouts: ``"qm9"`` (H C N O F, charges -1..1), ``"geom"`` (the 16 GEOM-DRUG elements,
 charges -2..3, as MiDi), or ``"auto"``: QM9's layout for QM9, else the GEOM elements and the
-formal charges that occur in the training molecules (0 always included), so that a set of
-eight elements does not carry sixteen type channels.
+formal charges that occur in the molecules (0 always included; for GEOM-DRUGS in the training
+split, validation molecules outside it being left out and counted), so that a set of eight
+elements does not carry sixteen type channels.
 """
 
 import hashlib
@@ -284,6 +285,12 @@ def load_training_data(
         valid = load_geom_split(folder, "val", max_conformers=1, progress=False)
         valid = valid.subset(np.arange(min(val_limit, len(valid))))
         name = "geom-drugs"
+        layout_obj = dataset_layout(layout, train)
+        valid, dropped = _fitting(valid, layout_obj)
+        if dropped:  # validation molecules with an element or charge no training molecule has
+            notes["valid_dropped"] = dropped
+        if len(valid) == 0:
+            raise ValueError(f"{folder}: no validation molecule fits the training layout")
         key = {
             "geom_folder": str(Path(folder).resolve()),
             "conformers": geom_conformers,
@@ -308,16 +315,13 @@ def load_training_data(
             full = MoleculeDataset.load(path)
             name = path.name
             key = {"npz": _file_digest(path)}
+        layout_obj = dataset_layout(layout, full)  # from all molecules: none is dropped
         split = seeded_split(len(full), valid_share, seed)
         train_idx = split["train"][:train_limit] if train_limit else split["train"]
         train = full.subset(train_idx)
         valid = full.subset(split["valid"][:val_limit])
         key.update(split_seed=seed, valid_share=valid_share)
     key.update(train_limit=train_limit)
-    layout_obj = dataset_layout(layout, train)
-    valid, dropped = _fitting(valid, layout_obj)
-    if dropped:  # validation molecules with an element or charge no training molecule has
-        notes["valid_dropped"] = dropped
     return TrainingData(
         name, train, valid, layout_obj, key, list(train.smiles), ("midi", "geom-revisited"), notes
     )
