@@ -23,7 +23,16 @@ Prepared so that a lent GPU is used at once, within one command of a few minutes
 protocols against QM9's training split, reassembles the checkpoint and checks that it loads
 and samples on the CPU, and prints a table with the machine each number comes from.
 
+``pack`` writes what the GPU machine needs and cannot build (it has no ``qm9pack``, RDKit or
+``molsets``): the QM9 cache, compressed (copy it to ``~/.cache/symgen/qm9/`` there), and the
+first ``--drugs-molecules`` molecules of a cached ``moses3d`` set. ``throughput`` repeats the
+throughput phase for several precisions on one machine (ratios in the same run); ``profile``
+times the ``full`` preset's training step with cProfile (where the time goes).
+
+    python benchmarks/gpu_run.py pack --out .gpu --drugs-molecules 5000 --moses-molecules 50000
     python benchmarks/gpu_run.py device --out $OUT --drugs .gpu/moses3d_5000.npz
+    python benchmarks/gpu_run.py throughput --out $OUT --drugs .gpu/moses3d_5000.npz
+    python benchmarks/gpu_run.py profile
     python benchmarks/gpu_run.py evaluate --results runs/gpu
 """
 
@@ -358,6 +367,93 @@ def device_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def pack_main(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from symgen.molecules.dataset import MoleculeDataset
+    from symgen.molecules.moses3d import build_moses3d
+    from symgen.molecules.qm9 import load_qm9, qm9_cache_path
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    load_qm9(progress=True)  # builds the cache if missing
+    np.savez_compressed(out / "qm9_v1.npz", **dict(np.load(qm9_cache_path())))
+    drugs = build_moses3d(args.moses_molecules, progress=True)
+    part = drugs.subset(np.arange(min(args.drugs_molecules, len(drugs))))
+    plain = out / "drugs.tmp.npz"
+    part.save(plain)
+    np.savez_compressed(out / f"moses3d_{len(part)}.npz", **dict(np.load(plain)))
+    plain.unlink()
+    MoleculeDataset.load(out / f"moses3d_{len(part)}.npz")  # readable as a dataset file
+    for f in sorted(out.iterdir()):
+        print(f"{f}: {f.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+def throughput_main(args: argparse.Namespace) -> int:
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    work = Path(tempfile.mkdtemp(prefix="gpu_run_"))
+    results = {}
+    for precision in args.precisions:
+        runs = [("full_qm9", "full", {})]
+        if args.drugs:
+            runs.append(("geom_drugs", "geom", {"data": args.drugs}))
+        for name, preset, extra in runs:
+            row = phase_throughput(device, work / precision, name, preset, args.steps,
+                                   precision=precision, **extra)  # fmt: skip
+            results[f"{name}/{precision}"] = row
+            print(f"{name} {precision}: {row['molecules_per_s']:.0f} molecules/s, peak "
+                  f"{row['peak_memory_gb']:.1f} GB", flush=True)  # fmt: skip
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "precision.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def profile_main(args: argparse.Namespace) -> int:
+    import cProfile
+    import pstats
+
+    import torch
+
+    from symgen.data import SizeBucketBatcher
+    from symgen.molecules import canonflow as cf
+    from symgen.training import step_generator
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    values = {**cf.config_from_file("full"), "device": device, "progress": False}
+    cfg = cf.CanonFlowConfig(**values)
+    data = cf.prepare_data(cfg, progress=False)
+    gen = cf.build_generator(cfg, data).to(device)
+    gen.precision = args.precision
+    opt = torch.optim.AdamW(gen.parameters(), lr=1e-4)
+    batcher = SizeBucketBatcher(data.train.num_nodes.numpy(), cfg.batch_size, drop_last=True)
+    order = batcher.epoch(torch.Generator().manual_seed(0))
+
+    def step(i: int) -> None:
+        batch = data.train.batch(torch.from_numpy(order[i])).to(device)
+        out = gen.loss(batch, generator=step_generator(0, i, device))
+        opt.zero_grad()
+        out.total.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for i in range(5):  # warm-up
+        step(i)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for i in range(5, 5 + args.steps):
+        step(i)
+    prof.disable()
+    print(f"{(time.perf_counter() - t0) / args.steps:.4f} s per step ({device}, {args.precision})")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(args.rows)
+    return 0
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -455,8 +551,23 @@ def main() -> int:
     e.add_argument("--strain-molecules", type=int, default=200)
     e.add_argument("--xtb-molecules", type=int, default=50)
     e.add_argument("--posebusters-molecules", type=int, default=100)
+    k = sub.add_parser("pack", help="write the files the GPU machine needs (needs RDKit)")
+    k.add_argument("--out", default=".gpu", help="folder (ignored by git; carried to the GPU)")
+    k.add_argument("--drugs-molecules", type=int, default=5000, help="moses3d molecules packed")
+    k.add_argument("--moses-molecules", type=int, default=50000, help="cached moses3d set")
+    t = sub.add_parser("throughput", help="throughput per precision, on one machine")
+    t.add_argument("--out", default="", help="folder for precision.json")
+    t.add_argument("--drugs", help="symgen .npz dataset of drug-sized molecules (geom preset)")
+    t.add_argument("--steps", type=int, default=60, help="steps per measurement")
+    t.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
+    f = sub.add_parser("profile", help="cProfile of the full preset's training step")
+    f.add_argument("--steps", type=int, default=20, help="profiled steps after 5 warm-up steps")
+    f.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    f.add_argument("--rows", type=int, default=45, help="rows of the profile printed")
     args = p.parse_args()
-    return device_main(args) if args.command == "device" else evaluate_main(args)
+    commands = {"device": device_main, "evaluate": evaluate_main, "pack": pack_main,
+                "throughput": throughput_main, "profile": profile_main}  # fmt: skip
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ that would fit in ``--memory-gb`` is extrapolated linearly from the measured inc
 in the output): activations scale with the batch.
 
     python benchmarks/size_scaling.py --sizes 20 40 60 80 100 --batch-size 64
+
+``--padding N`` instead reports how much of a batch is padding on the first ``N`` molecules of
+the cached ``moses3d`` set of ``--moses-molecules`` molecules: plain random batches against the
+Trainer's size-bucketed batches (``bucket_batches`` 10 and 50), as the share of padded node
+slots and of padded atom pairs (the transformer's pair features cost n² per molecule).
+
+    python benchmarks/size_scaling.py --padding 20000 --moses-molecules 20000
 """
 
 import argparse
@@ -86,6 +93,30 @@ def measure(n: int, batch_size: int, repeats: int, precision: str, threads: int)
     }
 
 
+def report_padding(num: int, moses_molecules: int, batch_size: int) -> int:
+    """Padded node slots and atom pairs: random batches vs size-bucketed batches."""
+    import numpy as np
+
+    from symgen.data import SizeBucketBatcher, padding_fraction
+    from symgen.molecules.moses3d import build_moses3d
+
+    sizes = build_moses3d(moses_molecules, progress=True).num_atoms[:num].astype(np.int64)
+    print(f"moses3d, {len(sizes)} molecules (mean {sizes.mean():.1f} atoms, max {sizes.max()}), "
+          f"batch {batch_size}, one epoch")  # fmt: skip
+    print("batches                     padded node slots  padded atom pairs")
+    padded_to_max = 1 - sizes.mean() / sizes.max()
+    pairs_to_max = 1 - (sizes.astype(float) ** 2).mean() / sizes.max() ** 2
+    print(f"{'all padded to the largest':26s}  {padded_to_max:17.1%}  {pairs_to_max:17.1%}")
+    for pools in (1, 10, 50):
+        batcher = SizeBucketBatcher(sizes, batch_size, bucket_batches=pools, drop_last=True)
+        batches = batcher.epoch(torch.Generator().manual_seed(0))
+        used = sum(float((sizes[b].astype(float) ** 2).sum()) for b in batches)
+        slots = sum(len(b) * float(sizes[b].max()) ** 2 for b in batches)
+        label = "random" if pools == 1 else f"bucketed, {pools} per pool"
+        print(f"{label:26s}  {padding_fraction(sizes, batches):17.1%}  {1 - used / slots:17.1%}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -100,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-gb", type=float, default=24.0, help="memory for the fit column")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--padding", type=int, default=0, help="report batch padding on N molecules")
+    p.add_argument("--moses-molecules", type=int, default=20000, help="moses3d set (--padding)")
     args = p.parse_args(argv)
+    if args.padding:
+        return report_padding(args.padding, args.moses_molecules, args.batch_size)
     if min(args.sizes) < 2 or args.batch_size < 1 or args.repeats < 1:
         p.error("sizes must be >= 2, --batch-size and --repeats >= 1")
     if args.one is not None:
