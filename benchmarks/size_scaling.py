@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--padding", type=int, default=0, help="report batch padding on N molecules")
     p.add_argument("--moses-molecules", type=int, default=20000, help="moses3d set (--padding)")
     args = p.parse_args(argv)
+    if args.padding < 0 or args.moses_molecules < 1:
+        p.error("--padding must be >= 0 and --moses-molecules >= 1")
     if args.padding:
         return report_padding(args.padding, args.moses_molecules, args.batch_size)
     if min(args.sizes) < 2 or args.batch_size < 1 or args.repeats < 1:

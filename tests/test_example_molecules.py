@@ -277,11 +277,19 @@ def test_train_and_sample_on_a_users_sdf(tmp_path, cache):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mine.sdf: train" in proc.stderr
+    assert '"skipped": {"unreadable record": 1}' in proc.stderr
     assert "geom-revisited" in proc.stdout.split("side by side")[1]
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     assert state["run"]["layout"]["elements"] == ["H", "C", "N", "O", "F", "S", "Cl", "Br"]
     assert state["run"]["layout"]["charges"] == [-1, 0, 1]
     assert (cache / "canonical").is_dir()  # its own canonical cache, beside QM9's
+    # a checkpoint whose run record lacks the layout (written outside the recipe) falls back
+    # to the generator's own metadata, not to QM9's layout
+    from symgen.molecules import canonflow as cf
+
+    del state["run"]["layout"]
+    torch.save(state, tmp_path / "old.pt")
+    assert cf.load_generator(tmp_path / "old.pt")[0].metadata["layout"]["elements"][-1] == "Br"
     proc = _run(
         [
             str(SAMPLE),
@@ -359,7 +367,10 @@ def test_sampling_checkpoint_is_small_and_samples_like_the_ema(tmp_path, cache, 
     half = tmp_path / "half.pt"
     cf.export_sampling_checkpoint(trainer, half, dtype=torch.float16)
     assert path.stat().st_size - half.stat().st_size >= 2 * params * 0.9  # 2 bytes per weight
-    assert cf.load_generator(half)[0].sampler == loaded.sampler
+    from_half = cf.load_generator(half)[0]
+    assert from_half.sampler == loaded.sampler
+    assert torch.equal(from_half.size_probs, loaded.size_probs)  # counts kept in float64
+    assert len(cf.sample_molecules(from_half, 3, seed=1, steps=2, progress=False)[0]) == 3
 
 
 def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch):
@@ -370,6 +381,8 @@ def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch)
     monkeypatch.setenv("SYMGEN_CACHE", str(cache))
     cfg = cf.CanonFlowConfig(qm9_limit=400, val_limit=8, cache_dir=str(cache), progress=False)
     first = cf.prepare_data(cfg, progress=False)
+    # the key of QM9's canonical cache is the one the first caches were written under
+    assert (cache / "qm9" / "canonical_train-739be644356c6426.pt").is_file()
     again = cf.prepare_data(cfg, progress=False)
     assert not again.cache_built and torch.equal(again.train.pos, first.train.pos)
     monkeypatch.setattr(

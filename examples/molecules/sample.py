@@ -114,13 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.out
         else Path(args.checkpoint).parent / f"samples_{gen.sampler.steps}"
     )
-    if args.no_eval:
-        from symgen.molecules import io as mio
+    from symgen.molecules import io as mio
 
-        mio.write_sdf(mols, out / "samples.sdf")
-        mio.write_xyz(mols, out / "samples.xyz")
-    else:
-        reference = cf.load_reference(cfg, progress=not args.no_progress)
+    mio.write_sdf(mols, out / "samples.sdf")  # written first: a failed evaluation keeps them
+    mio.write_xyz(mols, out / "samples.xyz")
+    status, reference = 0, None
+    if not args.no_eval:
+        try:
+            reference = cf.load_reference(cfg, progress=not args.no_progress)
+        except (FileNotFoundError, ValueError, ImportError) as err:
+            cf.eprint(
+                f"error: the run's training data ({cfg.data}) cannot be loaded here, so the "
+                f"samples in {out}/ were not evaluated: {err}"
+            )
+            reference, status = None, 2
+    if reference is not None:
         report = cf.evaluate_molecules(
             mols,
             reference,
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         num=args.num,
         molecules_per_second=rate,
         device=args.device,
-        ema=not args.no_ema,
+        ema=state.get("weights") == "ema" or not args.no_ema,
         seed=args.seed,
         total_seconds=time.perf_counter() - t_start,
     )
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         f"step {state['step']} checkpoint); "
         f"outputs in {out}/"
     )
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -32,9 +32,12 @@ feature layout), so :func:`load_generator` samples without the dataset.
 
 import argparse
 import dataclasses
+import functools
+import json
 import sys
 import time
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -71,7 +74,7 @@ from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
 from symgen.molecules.loader import featurize_store
 from symgen.molecules.molecule import Molecule
-from symgen.molecules.sources import LAYOUT_CHOICES, TrainingData, load_training_data
+from symgen.molecules.sources import LAYOUT_CHOICES, TrainingData, data_kind, load_training_data
 from symgen.precision import PrecisionChoice, resolve_precision
 from symgen.priors import (
     AlignedPrior,
@@ -168,6 +171,9 @@ class CanonFlowConfig:
         "skip", "unusable SD records: skip them (counted) or stop with an error", ("skip", "error")
     )
     geom_conformers: int = _opt(5, "GEOM-DRUGS: conformers per molecule (MiDi: 5)")
+    split_seed: int = _opt(
+        0, "seed of the train/validation split of sets without a published split (moses3d, files)"
+    )
     qm9_limit: int = _opt(
         0, "parse only the first N QM9 molecules (0: all; for tests and smoke runs)"
     )
@@ -356,6 +362,11 @@ def resolve_config(args: argparse.Namespace) -> CanonFlowConfig:
             values[f.name] = v
     cfg = CanonFlowConfig(**values)
     validate_config(cfg)
+    kind = data_kind(cfg.data)  # files and folders by absolute path: the run records them
+    if kind in ("sdf", "npz"):
+        cfg.data = str(Path(cfg.data).expanduser().resolve())
+    elif kind == "geom":
+        cfg.data = "geom:" + str(Path(cfg.data[len("geom:") :]).expanduser().resolve())
     return cfg
 
 
@@ -410,8 +421,6 @@ def validate_config(cfg: CanonFlowConfig) -> None:
             )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA device is available")
-    from symgen.molecules.sources import data_kind
-
     data_kind(cfg.data)  # names the accepted forms of a bad data specification
     sampler_options(cfg)  # sampler settings are checked by SamplerOptions
 
@@ -461,21 +470,45 @@ def _layout_from_dict(values: Mapping[str, Any]) -> FeatureLayout:
     return FeatureLayout(**{k: tuple(v) for k, v in values.items()})
 
 
-def load_data(cfg: CanonFlowConfig, *, progress: bool = True) -> TrainingData:
-    """The molecules ``cfg.data`` names (:func:`~symgen.molecules.sources.load_training_data`)."""
+_DATA_FIELDS = (
+    "data",
+    "cache_dir",
+    "layout",
+    "data_molecules",
+    "qm9_limit",
+    "train_limit",
+    "val_limit",
+    "geom_conformers",
+    "bad_records",
+    "split_seed",
+)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_data(values: tuple, progress: bool) -> TrainingData:
+    v = dict(zip(_DATA_FIELDS, values))
     return load_training_data(
-        cfg.data,
-        cache_dir=cfg.cache_dir or None,
-        layout=cfg.layout,
-        molecules=cfg.data_molecules,
-        qm9_limit=cfg.qm9_limit,
-        train_limit=cfg.train_limit,
-        val_limit=cfg.val_limit,
-        geom_conformers=cfg.geom_conformers,
-        bad_records=cfg.bad_records,
-        seed=cfg.seed,
+        v["data"],
+        cache_dir=v["cache_dir"] or None,
+        layout=v["layout"],
+        molecules=v["data_molecules"],
+        qm9_limit=v["qm9_limit"],
+        train_limit=v["train_limit"],
+        val_limit=v["val_limit"],
+        geom_conformers=v["geom_conformers"],
+        bad_records=v["bad_records"],
+        seed=v["split_seed"],
         progress=progress,
     )
+
+
+def load_data(cfg: CanonFlowConfig, *, progress: bool = True) -> TrainingData:
+    """The molecules ``cfg.data`` names (:func:`~symgen.molecules.sources.load_training_data`).
+
+    Kept for the process (the two most recent), so that the evaluation after training does
+    not load the data a second time.
+    """
+    return _load_data(tuple(getattr(cfg, f) for f in _DATA_FIELDS), progress)
 
 
 def prepare_data(cfg: CanonFlowConfig, *, progress: bool = True) -> PreparedData:
@@ -495,7 +528,7 @@ def prepare_data(cfg: CanonFlowConfig, *, progress: bool = True) -> PreparedData
         train = featurize_store(source.train, featurizer, progress=progress)
         return PreparedData(train, val, flagged_share=0.0, cache_built=False, source=source)
     canon = geometric_spectral_canonicalizer()
-    if source.name == "qm9":  # the key of the first QM9 caches, kept so that they stay valid
+    if data_kind(cfg.data) == "qm9":  # the key of the first QM9 caches, kept valid
         key = {
             "what": "canonical QM9 training set",
             "version": CACHE_VERSION,
@@ -785,6 +818,9 @@ def train(
             f"in {time.perf_counter() - t_start:.0f} s"
             + (" (canonical cache built)" if data.cache_built else "")
         )
+        notes = {k: v for k, v in data.source.notes.items() if v}
+        if notes:
+            eprint(f"{data.source.name}: {json.dumps(notes)}")
     result = trainer.fit(resume=resume)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -817,9 +853,14 @@ def load_generator(
         FileNotFoundError: no checkpoint there.
         ValueError: not a CanonFlow checkpoint.
     """
-    state = load_checkpoint(checkpoint, map_location=device)
+    state = load_checkpoint(checkpoint, map_location="cpu")  # moved with the generator below
     run = state.get("run", {})
     if state.get("weights") == "ema":  # a sampling checkpoint: its weights are the EMA's
+        if not ema:
+            warnings.warn(
+                f"{checkpoint} holds only EMA weights: there are no raw weights to use",
+                stacklevel=2,
+            )
         ema = False
     if run.get("recipe") != "canonflow":
         raise ValueError(f"{checkpoint} is not a CanonFlow training checkpoint")
@@ -834,7 +875,9 @@ def load_generator(
         )
     cfg = CanonFlowConfig(**values)
     cfg.device = device
-    layout = _layout_from_dict(run["layout"]) if "layout" in run else FeatureLayout.qm9()
+    extra = state["generator"].get("_extra_state", {})
+    recorded = run.get("layout") or extra.get("metadata", {}).get("layout")
+    layout = _layout_from_dict(recorded) if recorded else FeatureLayout.qm9()
     gen = build_generator(cfg, layout=layout).to(device)
     gen.load_state_dict(state["generator"])
     if ema:
@@ -845,6 +888,17 @@ def load_generator(
     gen.precision = trained if precision is None else resolve_precision(precision, device)
     gen.eval()
     return gen, cfg, state
+
+
+def _to_cpu(value: Any) -> Any:
+    """Tensors (nested in mappings and sequences) copied to the CPU, dtypes kept."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, Mapping):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
 #: Format tag of a sampling checkpoint (EMA weights and run record, no optimizer).
@@ -880,7 +934,10 @@ def export_sampling_checkpoint(
         return value
 
     with trainer.averaged() as gen:
-        weights = cast(gen.state_dict())
+        weights = {  # the extra state (size counts, marginals) stays in its own dtype
+            k: (cast(v) if not k.endswith("_extra_state") else _to_cpu(v))
+            for k, v in gen.state_dict().items()
+        }
     payload = {
         "format": SAMPLING_CHECKPOINT_FORMAT,
         "weights": "ema",

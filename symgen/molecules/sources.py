@@ -62,7 +62,9 @@ class TrainingData:
         valid: validation molecules (at most the requested number).
         layout: the feature layout of the run.
         key: JSON-serializable identity of the data (source, version, size, split, layout).
-        reference_smiles: SMILES of the training molecules (novelty), ``""`` where unknown.
+        reference_smiles: SMILES of the training molecules (novelty), or ``None`` when the
+            source has none (SD and ``.npz`` files: the evaluator then writes them from the
+            molecules' own bonds and charges).
         headline_protocols: the protocols printed side by side at the end of a run.
         notes: facts about loading (records skipped and why), for the run log.
     """
@@ -72,7 +74,7 @@ class TrainingData:
     valid: MoleculeDataset
     layout: FeatureLayout
     key: dict[str, Any]
-    reference_smiles: list[str]
+    reference_smiles: list[str] | None
     headline_protocols: tuple[str, ...]
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -159,10 +161,11 @@ def read_training_sdf(
 ) -> tuple[MoleculeDataset, dict[str, Any]]:
     """Molecules of an SD file for training, with the records left out counted by reason.
 
-    Every record must carry 3D coordinates (not all z = 0) and a bond graph; records RDKit
-    cannot read, records without atoms and records whose bonds cannot be kept are skipped and
-    counted (``bad_records="skip"``) or refused (``"error"``). A file with no usable record,
-    or a flat (2D) record, is always an error. Elements are checked by :func:`dataset_layout`.
+    Records need a bond graph; records RDKit cannot read, records without atoms and records
+    whose bonds cannot be kept are skipped and counted (``bad_records="skip"``) or refused
+    (``"error"``). A file with no usable record is an error, and so is a file whose records
+    all lie in the plane z = 0 (2D depictions, not conformers; a planar molecule among 3D
+    ones is kept). Elements are checked by :func:`dataset_layout`.
 
     Returns:
         ``(molecules, notes)``, notes holding ``records``, ``kept`` and ``skipped`` by reason.
@@ -179,28 +182,33 @@ def read_training_sdf(
     records = read_sdf(path, errors="keep")
     kept, ids, skipped = [], [], {}
     for i, mol in enumerate(records):
-        if mol.num_atoms == 0:
-            reason = "unreadable record" if mol.name else "record without atoms"
+        if mol.num_atoms == 0:  # read_sdf(errors="keep") names an unreadable record's problem
+            reason, detail = "unreadable record", mol.name.split(": ", 1)[-1]
         elif mol.bonds is None:
-            reason = "bonds that cannot be kept"
+            reason, detail = "bonds that cannot be kept", "; ".join(mol.bond_problems or ())
         else:
-            pos = np.asarray(mol.positions, dtype=np.float64)
-            if mol.num_atoms > 1 and np.allclose(pos[:, 2], 0.0):
-                raise ValueError(
-                    f"{path}: record {i} has no 3D coordinates (all z = 0); training needs 3D "
-                    "conformers with explicit hydrogens"
-                )
             kept.append(mol)
             ids.append(i)
             continue
         if bad_records == "error":
-            detail = f" ({mol.name})" if mol.name else ""
             raise ValueError(
-                f"{path}: record {i}: {reason}{detail}; pass bad_records='skip' to skip it"
+                f"{path}: record {i}: {reason}"
+                + (f" ({detail})" if detail else "")
+                + "; pass bad_records='skip' to skip it"
             )
         skipped[reason] = skipped.get(reason, 0) + 1
     if not kept:
         raise ValueError(f"{path}: no usable record ({len(records)} records, skipped {skipped})")
+    flat = [
+        np.allclose(np.asarray(m.positions, dtype=np.float64)[:, 2], 0.0)
+        for m in kept
+        if m.num_atoms > 2
+    ]
+    if flat and all(flat):
+        raise ValueError(
+            f"{path}: every record lies in the plane z = 0 (2D depictions); training needs 3D "
+            "conformers with explicit hydrogens"
+        )
     ds = MoleculeDataset.from_molecules(kept, ids=ids, metadata={"source": str(path)})
     return ds, {"records": len(records), "kept": len(kept), "skipped": skipped}
 
@@ -214,6 +222,11 @@ def _fitting(molecules: MoleculeDataset, layout: FeatureLayout) -> tuple[Molecul
     per_molecule = np.add.reduceat(bad_atoms, molecules.atom_offsets[:-1]) if len(bad_atoms) else []
     keep = np.flatnonzero(np.asarray(per_molecule) == 0)
     return molecules.subset(keep), len(molecules) - len(keep)
+
+
+def _files_signature(paths: list[Path]) -> list[list]:
+    """Name, size and modification time of each file: a cheap identity for large files."""
+    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in paths if p.is_file()]
 
 
 def _file_digest(path: Path) -> str:
@@ -252,7 +265,8 @@ def load_training_data(
         valid_share: validation share of sets without a published split.
         geom_conformers: conformers per GEOM molecule (MiDi: 5).
         bad_records: ``"skip"`` (count) or ``"error"`` for unusable SD records.
-        seed: seed of the split of sets without a published one.
+        seed: seed of the split of sets without a published one (not the training seed: runs
+            with different training seeds share a split and a canonical cache).
         progress: progress bars while building.
 
     Raises:
@@ -278,23 +292,28 @@ def load_training_data(
         }
         return TrainingData("qm9", train, valid, layout_obj, key, smiles, ("midi", "edm"), notes)
     if kind == "geom":
-        from symgen.molecules.geom import load_geom_split
+        from symgen.molecules.geom import GEOM_CACHE_VERSION, load_geom_split
 
         folder = spec[len("geom:") :]
         train = load_geom_split(folder, "train", max_conformers=geom_conformers, progress=progress)
-        valid = load_geom_split(folder, "val", max_conformers=1, progress=False)
-        valid = valid.subset(np.arange(min(val_limit, len(valid))))
+        if train_limit:  # conformers, in file order (a molecule's conformers stay together)
+            train = train.subset(np.arange(min(train_limit, len(train))))
+        valid = load_geom_split(
+            folder, "val", max_conformers=1, limit=val_limit or None, progress=False
+        )
         name = "geom-drugs"
         layout_obj = dataset_layout(layout, train)
         valid, dropped = _fitting(valid, layout_obj)
         if dropped:  # validation molecules with an element or charge no training molecule has
             notes["valid_dropped"] = dropped
-        if len(valid) == 0:
+        if len(valid) == 0 and dropped:
             raise ValueError(f"{folder}: no validation molecule fits the training layout")
+        pickles = [Path(folder) / f"{s}_data.pickle" for s in ("train", "val")]
         key = {
-            "geom_folder": str(Path(folder).resolve()),
+            "geom_files": _files_signature(pickles),
+            "geom_loader": GEOM_CACHE_VERSION,
             "conformers": geom_conformers,
-            "train_molecules": len(train),
+            "train_conformers": len(train),
         }
         notes["skipped"] = train.metadata.get("skipped")
     else:
@@ -303,7 +322,8 @@ def load_training_data(
 
             full = build_moses3d(molecules, cache_dir=cache_dir, progress=progress)
             name = "moses3d"
-            key = {"moses3d": full.metadata.get("version"), "molecules": molecules}
+            recipe = {k: v for k, v in full.metadata.items() if k not in ("failures",)}
+            key = {"moses3d": recipe, "kept": len(full)}
         elif kind == "sdf":
             full, notes = read_training_sdf(spec, bad_records=bad_records)
             name = Path(spec).name
@@ -323,5 +343,12 @@ def load_training_data(
         key.update(split_seed=seed, valid_share=valid_share)
     key.update(train_limit=train_limit)
     return TrainingData(
-        name, train, valid, layout_obj, key, list(train.smiles), ("midi", "geom-revisited"), notes
+        name,
+        train,
+        valid,
+        layout_obj,
+        key,
+        list(train.smiles) if kind in ("moses3d", "geom") else None,
+        ("midi", "geom-revisited"),
+        notes,
     )

@@ -206,6 +206,19 @@ def test_split_pickles(tmp_path):
     assert len(load_geom_split(tmp_path, "test", max_conformers=None, progress=False)) == 12
     assert len(load_geom_split(tmp_path, "train", limit=1, progress=False)) == 5
 
+    # the recipe's data source: train_limit counts conformers; validation takes one conformer
+    # of each of the first val_limit molecules
+    from symgen.molecules.sources import load_training_data
+
+    data = load_training_data(f"geom:{tmp_path}", train_limit=3, val_limit=2, progress=False)
+    assert (data.name, len(data.train), len(data.valid)) == ("geom-drugs", 3, 1)
+    assert data.reference_smiles == [SMILES[0]] * 3
+    assert data.key["train_conformers"] == 3 and data.key["train_limit"] == 3
+    assert data.layout.charges == (0,)  # the first three conformers are neutral
+    assert data.notes["valid_dropped"] == 1  # the betaine's charges are outside that layout
+    full = load_training_data(f"geom:{tmp_path}", progress=False)
+    assert len(full.train) == 11 and full.layout.charges == (-1, 0, 1)
+
 
 def to_rdkit_sanitized(m):
     from symgen.molecules.io import to_rdkit

@@ -318,3 +318,21 @@ def test_full_qm9_consistency(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(load_qm9_split("test", folder, progress=False)) == 13_083  # from cache
+
+
+def test_cache_is_used_unchecked_without_qm9pack(
+    qm9_small: MoleculeDataset, qm9_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A cache copied to a machine without the qm9pack wheel loads, with a warning; without a
+    cache the missing package is named."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "qm9pack" else real(name, *a)
+    )
+    with pytest.warns(UserWarning, match="qm9pack is not installed"):
+        again = load_qm9(qm9_dir, limit=len(qm9_small), progress=False)
+    np.testing.assert_array_equal(again.positions, qm9_small.positions)
+    with pytest.raises(ModuleNotFoundError, match="qm9pack"):
+        load_qm9(qm9_dir / "elsewhere", limit=len(qm9_small), progress=False)

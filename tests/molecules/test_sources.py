@@ -124,7 +124,7 @@ def test_sdf_bad_records_are_skipped_and_counted_or_refused(tmp_path: Path) -> N
         read_training_sdf(path, bad_records="error")
 
 
-def test_sdf_without_3d_coordinates_is_refused(tmp_path: Path) -> None:
+def test_a_file_of_2d_depictions_is_refused_a_planar_molecule_is_kept(tmp_path: Path) -> None:
     pytest.importorskip("rdkit")
     from rdkit import Chem
     from rdkit.Chem import AllChem
@@ -133,10 +133,15 @@ def test_sdf_without_3d_coordinates_is_refused(tmp_path: Path) -> None:
     AllChem.Compute2DCoords(flat)
     path = tmp_path / "flat.sdf"
     with Chem.SDWriter(str(path)) as w:
-        w.write(_embedded("CC", 0))
         w.write(flat)
-    with pytest.raises(ValueError, match="record 1 has no 3D coordinates"):
+        w.write(flat)
+    with pytest.raises(ValueError, match="every record lies in the plane z = 0"):
         read_training_sdf(path)
+    mixed = tmp_path / "mixed.sdf"
+    with Chem.SDWriter(str(mixed)) as w:
+        w.write(_embedded("CCO", 0))
+        w.write(flat)  # a planar molecule (z = 0) among 3D ones
+    assert read_training_sdf(mixed)[1]["kept"] == 2
 
 
 def test_sdf_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
@@ -159,13 +164,20 @@ def test_load_training_data_from_sdf_and_npz_agree(tmp_path: Path) -> None:
     assert set(data.layout.elements) == {"H", "C", "N", "O", "F", "S", "Cl", "Br"}
     assert data.layout.charges == (-1, 0, 1)  # the zwitterion's charges
     assert data.headline_protocols == ("midi", "geom-revisited")
+    assert data.reference_smiles is None  # record titles are not SMILES: written from bonds
     # the same molecules saved as a symgen dataset file give the same split and layout
     npz = tmp_path / "mine.npz"
     MoleculeDataset.from_molecules(list(read_training_sdf(path)[0])).save(npz)
     again = load_training_data(str(npz), valid_share=0.25, progress=False)
     assert again.layout == data.layout
     np.testing.assert_array_equal(again.train.positions, data.train.positions)
-    assert again.key != data.key  # a file's digest is part of the data's identity
+    assert again.key == load_training_data(str(npz), valid_share=0.25, progress=False).key
+    moved = read_training_sdf(path)[0]
+    moved.positions[0, 0] += 0.01
+    other = tmp_path / "other.npz"
+    moved.save(other)
+    changed = load_training_data(str(other), valid_share=0.25, progress=False)
+    assert changed.key != again.key  # the file's digest is part of the data's identity
     limited = load_training_data(str(npz), valid_share=0.25, train_limit=2, progress=False)
     assert len(limited.train) == 2 and limited.key["train_limit"] == 2
 
