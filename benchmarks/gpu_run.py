@@ -34,6 +34,7 @@ times the ``full`` preset's training step with cProfile (where the time goes).
     python benchmarks/gpu_run.py throughput --out $OUT --drugs .gpu/moses3d_5000.npz
     python benchmarks/gpu_run.py profile
     python benchmarks/gpu_run.py evaluate --results runs/gpu
+    python benchmarks/gpu_run.py table --results runs/gpu
 """
 
 import argparse
@@ -520,6 +521,46 @@ def evaluate_main(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Columns of the summary table: (report key, heading).
+TABLE = [
+    ("midi/molecule_stability", "mol st. `midi`"),
+    ("midi/validity", "valid `midi`"),
+    ("midi/connectivity", "connected `midi`"),
+    ("midi/uniqueness", "unique `midi`"),
+    ("midi/novelty", "novel `midi`"),
+    ("edm/molecule_stability", "mol st. `edm`"),
+    ("edm/validity", "valid `edm`"),
+    ("geom-revisited/molecule_stability", "mol st. `geom-revisited`"),
+    ("mmff94-strain/mmff_strain_median", "strain median `mmff94-strain` (kcal/mol)"),
+    ("posebusters/pb_valid", "PB-valid `posebusters`"),
+    ("geom-revisited/delta_e_relax_median", "ΔE_relax median `geom-revisited` (kcal/mol)"),
+]
+
+
+def table_main(args: argparse.Namespace) -> int:
+    """The markdown table of an evaluated run (evaluation.json), one row per step count."""
+    folder = Path(args.results)
+    data = json.loads((folder / "evaluation.json").read_text())
+    env = data["environment"]
+    print(f"{env['device']}, torch {env['torch']}, commit {env.get('commit') or '?'}")
+    print("\n| steps | " + " | ".join(h for _, h in TABLE) + " | molecules/s on the GPU |")
+    print("|---:|" + "---:|" * (len(TABLE) + 1))
+    for steps, row in sorted(data["rows"].items(), key=lambda kv: int(kv[0])):
+        cells = []
+        for key, _ in TABLE:
+            v = row.get(key)
+            if v is None or v != v:
+                cells.append("–")
+            elif "strain" in key or "delta_e" in key:
+                cells.append(f"{v:.1f}")
+            else:
+                cells.append(f"{100 * v:.1f} %")
+        rate = row.get("sampling_molecules_per_s_device")
+        cells.append("–" if rate is None else f"{rate:.0f}")
+        print(f"| {steps} | " + " | ".join(cells) + " |")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -564,9 +605,12 @@ def main() -> int:
     f.add_argument("--steps", type=int, default=20, help="profiled steps after 5 warm-up steps")
     f.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     f.add_argument("--rows", type=int, default=45, help="rows of the profile printed")
+    s = sub.add_parser("table", help="markdown table of an evaluated run")
+    s.add_argument("--results", required=True, help="folder holding evaluation.json")
     args = p.parse_args()
     commands = {"device": device_main, "evaluate": evaluate_main, "pack": pack_main,
-                "throughput": throughput_main, "profile": profile_main}  # fmt: skip
+                "throughput": throughput_main, "profile": profile_main,
+                "table": table_main}  # fmt: skip
     return commands[args.command](args)
 
 
