@@ -5,7 +5,7 @@ from typing import Protocol, runtime_checkable
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
-__all__ = ["GraphNetwork", "supports_self_conditioning"]
+__all__ = ["GraphNetwork", "supports_self_conditioning", "supports_step_size"]
 
 
 @runtime_checkable
@@ -23,6 +23,11 @@ class GraphNetwork(Protocol):
     also accepts ``net(x_t, t, cond=x̂1)``, where ``x̂1`` is the process's previous estimate of
     the clean data (positions, and probabilities over the categorical channels) and
     ``cond=None`` means "no estimate yet". See :func:`supports_self_conditioning`.
+
+    Step size (optional, for few-step objectives): a network whose attribute
+    ``step_size_input`` is ``True`` also accepts ``net(x_t, t, d=d)`` with a per-graph step size
+    ``d`` in [0, 1]; ``d = 0`` asks for the instantaneous velocity, ``d > 0`` for the average
+    velocity over ``[t, t + d]`` (shortcut models). See :func:`supports_step_size`.
     """
 
     def __call__(self, x: GeometricGraph, t: PerGraph) -> GeometricGraph: ...
@@ -36,3 +41,13 @@ def supports_self_conditioning(net: object) -> bool:
         False
     """
     return bool(getattr(net, "self_conditioning", False))
+
+
+def supports_step_size(net: object) -> bool:
+    """Whether ``net`` accepts ``net(x_t, t, d=...)`` (its ``step_size_input`` is true).
+
+    Examples:
+        >>> supports_step_size(object())
+        False
+    """
+    return bool(getattr(net, "step_size_input", False))

@@ -26,7 +26,15 @@ from symgen.generators import SOLVERS
 from symgen.molecules import canonflow as cf
 
 #: Sampler settings of the checkpoint that command-line flags may override.
-SAMPLER_OPTIONS = ("steps", "solver", "time_grid", "temperature", "stochasticity", "final_tokens")
+SAMPLER_OPTIONS = (
+    "steps",
+    "solver",
+    "time_grid",
+    "temperature",
+    "stochasticity",
+    "final_tokens",
+    "shortcut",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--stochasticity", type=float, help="detailed-balance re-noising rate of tokens")
     p.add_argument("--final-tokens", choices=("argmax", "sample"), help="last-step token read-out")
+    p.add_argument(
+        "--no-shortcut",
+        dest="shortcut",
+        action="store_const",
+        const=False,
+        default=None,
+        help="a few-step-trained run: Euler steps ask for the instantaneous velocity (d = 0), "
+        "the ordinary many-step path, instead of the average over each step",
+    )
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument(
         "--precision",

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.masking import masked_center, node_weights, pair_mask, per_graph_mean
-from symgen.network import GraphNetwork, supports_self_conditioning
+from symgen.network import GraphNetwork, supports_self_conditioning, supports_step_size
 from symgen.precision import Precision, check_precision, network_autocast
 from symgen.priors import Prior
 from symgen.shapes import EdgeFeatures, NodeMask, PerGraph
@@ -118,6 +118,7 @@ class NetworkAdapter(torch.nn.Module):
         self.center = bool(center)
         self.precision = precision
         self.self_conditioning = supports_self_conditioning(model)
+        self.step_size_input = supports_step_size(model)
         self._compiled: Any = None
 
     @property
@@ -147,11 +148,25 @@ class NetworkAdapter(torch.nn.Module):
         )
 
     def forward(
-        self, x: GeometricGraph, t: PerGraph, cond: GeometricGraph | None = None
+        self,
+        x: GeometricGraph,
+        t: PerGraph,
+        cond: GeometricGraph | None = None,
+        *,
+        d: PerGraph | None = None,
     ) -> GeometricGraph:
         model = self.model if self._compiled is None else self._compiled
+        kwargs: dict[str, Any] = {} if cond is None else {"cond": cond}
+        if d is not None:
+            if not self.step_size_input:
+                raise ValueError(
+                    f"{type(self.model).__name__} takes no step size (its step_size_input is "
+                    "not true): a few-step objective needs one, e.g. "
+                    "CanonTransformer(step_size=True)"
+                )
+            kwargs["d"] = d
         with network_autocast(self.precision, x.device.type):
-            out = model(x, t) if cond is None else model(x, t, cond=cond)
+            out = model(x, t, **kwargs)
         check_prediction(out, x, node_width=out.node.shape[-1])
         if self.precision != "float32":
             out = out.map(lambda v: v.to(x.dtype))

@@ -21,7 +21,7 @@ class FlowMatching(AffineProcess):
     mixture path of ``token_schedule`` (default ``κ(t) = t``; e.g.
     ``PowerTokenSchedule(0.5)`` decides atom types and bonds before the geometry). Training
     times are uniform on ``[0, 1]``; the default solver is Euler. Everything else, including
-    self-conditioning and the sampler, is described in
+    self-conditioning, the few-step ``shortcut`` objective and the sampler, is described in
     :class:`~symgen.generators.process.AffineProcess`.
 
     Examples:
@@ -41,6 +41,8 @@ class FlowMatching(AffineProcess):
         self_conditioning: bool = False,
         time_eps: float = 1e-3,
         schedule: PathSchedule | None = None,
+        shortcut: float = 0.0,
+        shortcut_levels: int = 7,
     ) -> None:
         super().__init__(
             LinearSchedule() if schedule is None else schedule,
@@ -54,4 +56,6 @@ class FlowMatching(AffineProcess):
             exclude_data_time=False,
             floor=time_eps,
             default_solver="euler",
+            shortcut=shortcut,
+            shortcut_levels=shortcut_levels,
         )

@@ -11,6 +11,7 @@ time grid and token sampler settings are chosen when sampling
 (:class:`~symgen.generators.SamplerOptions`).
 """
 
+import math
 from collections.abc import Mapping
 from typing import Literal
 
@@ -41,7 +42,7 @@ from symgen.generators.prediction import (
 from symgen.generators.sampling import SamplerOptions, SolverName, StepContext, make_solver
 from symgen.generators.schedules import PathSchedule, PowerTokenSchedule, TokenSchedule
 from symgen.masking import node_weights, pair_mask, symmetrize_edges
-from symgen.network import GraphNetwork, supports_self_conditioning
+from symgen.network import GraphNetwork, supports_self_conditioning, supports_step_size
 from symgen.priors import CategoricalSpec, Prior
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
@@ -79,6 +80,21 @@ class AffineProcess(Process):
     sampling, each step passes the estimate of the step before. "No estimate" is an all-zero
     estimate, so every parameter is used in every step (as DistributedDataParallel requires).
 
+    **Few-step training without a teacher** (shortcut models, Frans et al. 2024; ``shortcut``
+    = the share ``f`` of each batch): the network also takes a step size ``d`` (see
+    :func:`~symgen.network.supports_step_size`) and learns the average velocity over
+    ``[t, t + d]``. A share ``1 - f`` of the graphs regresses the ordinary velocity target with
+    ``d = 0``; the others draw ``d = 2^-k`` (``k`` uniform in ``0 .. shortcut_levels - 1``) and
+    ``t`` uniform on the grid of multiples of ``d`` below 1, and regress the self-consistency
+    target ``(v̂(x_t, t, d/2) + v̂(x', t + d/2, d/2)) / 2`` with ``x' = x_t + d/2 v̂(x_t, t, d/2)``
+    (no gradient; the finest half-step ``2^-shortcut_levels`` is evaluated at ``d = 0``). The
+    tokens of ``x'`` are a fresh draw of the mixture path at ``t + d/2``. Categorical channels
+    keep their cross-entropy against the data on every graph: the posterior ``p(x1 | x_t)``
+    they predict does not depend on the step size, and the jump sampler reveals each token
+    with the exact probability of the step (:meth:`sample`); what a large step loses on tokens
+    is their independence within the step, which the shortcut target does not address
+    (docs/concepts/generators.md). Sampling with Euler steps of size ``h`` passes ``d = h``.
+
     Edges are symmetric with a zero diagonal throughout: continuous edge predictions are
     symmetrized, token edges use one draw per unordered pair.
 
@@ -96,6 +112,9 @@ class AffineProcess(Process):
         exclude_data_time: see ``time_eps``.
         floor: smallest divisor in conversions between predictions.
         default_solver: the solver a generator samples with unless told otherwise.
+        shortcut: share of each batch trained with the shortcut self-consistency target
+            (0: off; needs ``prediction="velocity"`` and a network with a step-size input).
+        shortcut_levels: number of step sizes ``2^-k``, ``k < shortcut_levels``, trained.
     """
 
     def __init__(
@@ -112,7 +131,15 @@ class AffineProcess(Process):
         exclude_data_time: bool = False,
         floor: float = 1e-12,
         default_solver: SolverName = "euler",
+        shortcut: float = 0.0,
+        shortcut_levels: int = 7,
     ) -> None:
+        if not 0.0 <= shortcut < 1.0:
+            raise ValueError(f"shortcut is a share of the batch in [0, 1), got {shortcut}")
+        if shortcut > 0 and prediction != "velocity":
+            raise ValueError("shortcut targets are average velocities: use prediction='velocity'")
+        if shortcut_levels < 1:
+            raise ValueError(f"shortcut_levels must be >= 1, got {shortcut_levels}")
         if prediction not in ("velocity", "data", "epsilon"):
             raise ValueError(
                 f"unknown prediction {prediction!r}; choose 'velocity', 'data' or 'epsilon'"
@@ -145,6 +172,8 @@ class AffineProcess(Process):
         self.exclude_data_time = bool(exclude_data_time)
         self.floor = float(floor)
         self.default_solver = default_solver
+        self.shortcut = float(shortcut)
+        self.shortcut_levels = int(shortcut_levels)
         discrete = spec is not None and categorical == "discrete"
         self.layout = ChannelLayout(
             token_columns=spec.num_categorical_node_columns if discrete and spec else 0,
@@ -212,8 +241,30 @@ class AffineProcess(Process):
         x: GeometricGraph,
         t: PerGraph,
         cond: GeometricGraph | None = None,
+        d: PerGraph | None = None,
     ) -> Prediction:
-        """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond``)."""
+        """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond`` and,
+        for few-step objectives, the step size ``d``)."""
+        if d is not None:
+            if not supports_step_size(model):
+                raise ValueError(
+                    "a step size needs a network that accepts d= (its attribute "
+                    "step_size_input is true), e.g. CanonTransformer(step_size=True)"
+                )
+            raw = self._call(model, x, t, cond, d=d)
+        else:
+            raw = self._call(model, x, t, cond)
+        check_prediction(raw, x)
+        return Prediction(raw, x, t, self.schedule, self.prediction, self.layout, floor=self.floor)
+
+    def _call(
+        self,
+        model: GraphNetwork,
+        x: GeometricGraph,
+        t: PerGraph,
+        cond: GeometricGraph | None,
+        **step: Tensor,
+    ) -> GeometricGraph:
         if self.self_conditioning:
             if not supports_self_conditioning(model):
                 raise ValueError(
@@ -222,11 +273,8 @@ class AffineProcess(Process):
                 )
             if cond is None:  # "no estimate yet" is an all-zero estimate (Chen et al. 2023)
                 cond = x.map(torch.zeros_like)
-            raw = model(x, t, cond=cond)  # type: ignore[call-arg]
-        else:
-            raw = model(x, t)
-        check_prediction(raw, x)
-        return Prediction(raw, x, t, self.schedule, self.prediction, self.layout, floor=self.floor)
+            return model(x, t, cond=cond, **step)  # type: ignore[call-arg]
+        return model(x, t, **step)  # type: ignore[call-arg]
 
     def estimate(self, pred: Prediction) -> GeometricGraph:
         """The clean-data estimate ``x̂1`` behind a prediction (the self-conditioning input).
@@ -267,15 +315,21 @@ class AffineProcess(Process):
         t = torch.rand(b, generator=generator, dtype=torch.float64, device=x1.device).to(x1.dtype)
         if self.exclude_data_time:
             t = t * (1 - self.time_eps)
+        d, chosen = None, None
+        if self.shortcut > 0:
+            t, d, chosen = self._shortcut_times(t, generator)
         xt = self.interpolate(x0, x1, t, generator=generator)
         cond = None
         if self.self_conditioning:
             coin = torch.rand((), generator=generator, dtype=torch.float64, device=x1.device)
             if float(coin) < 0.5:
                 with torch.no_grad():
-                    cond = self.estimate(self.predict(model, xt, t, None))
-        raw = self.predict(model, xt, t, cond).raw
+                    cond = self.estimate(self.predict(model, xt, t, None, d))
+        raw = self.predict(model, xt, t, cond, d).raw
         target = regression_target(self.prediction, self.schedule, x0, x1, t)
+        if chosen is not None and len(chosen):
+            assert d is not None
+            target = self._with_shortcut_targets(model, target, x0, x1, xt, t, d, chosen, generator)
         mask, c = x1.mask, self.layout.token_columns
         terms: dict[str, Tensor] = {"pos": masked_node_mse(raw.pos, target.pos, mask)}
         node_terms = []
@@ -299,6 +353,122 @@ class AffineProcess(Process):
         assert isinstance(total, Tensor)
         return LossOutput(total=total, terms=terms)
 
+    # ------------------------------------------------------------------ few-step training
+    def _shortcut_times(
+        self, t: PerGraph, generator: torch.Generator | None
+    ) -> tuple[PerGraph, PerGraph, Tensor]:
+        """Times and step sizes: ``d = 2^-k`` with ``t`` on the grid of multiples of ``d`` for
+        ``m`` randomly chosen graphs (``m = shortcut · b`` rounded, at least 1 and at most
+        ``b - 1``), ``d = 0`` for the others; returns ``(t, d, indices of the chosen graphs)``.
+
+        Batches may be sorted by size, so the chosen graphs are a random subset, not the first.
+        """
+        b, dev = t.shape[0], t.device
+        m = min(b - 1, max(1, int(self.shortcut * b + 0.5))) if b > 1 else 0
+        k = torch.randint(0, self.shortcut_levels, (b,), generator=generator, device=dev)
+        step = torch.pow(2.0, -k.to(torch.float64))
+        u = torch.rand(b, generator=generator, dtype=torch.float64, device=dev)
+        on_grid = torch.floor(u / step) * step  # uniform over the multiples of d below 1
+        order = torch.randperm(b, generator=generator, device=dev)
+        chosen = torch.zeros(b, dtype=torch.bool, device=dev)
+        chosen[order[:m]] = True
+        t = torch.where(chosen, on_grid.to(t.dtype), t)
+        d = torch.where(chosen, step, torch.zeros_like(step)).to(t.dtype)
+        return t, d, chosen.nonzero().flatten()
+
+    def step_size_input(self, h: float) -> float:
+        """The step size a shortcut-trained network is asked for on an Euler step of size
+        ``h``: the trained level ``2^-k`` nearest to ``h`` in log scale (exact on uniform grids
+        of 1, 2, 4, ... steps), and 0 at or below the finest level ``2^-shortcut_levels``,
+        which training represents by the instantaneous velocity.
+
+        Examples:
+            >>> fm = AffineProcess.__new__(AffineProcess); fm.shortcut_levels = 3
+            >>> [fm.step_size_input(h) for h in (1.0, 0.5, 0.3, 0.1, 0.125, 0.01)]
+            [1.0, 0.5, 0.25, 0.0, 0.0, 0.0]
+        """
+        if h <= 2.0**-self.shortcut_levels * (1 + 1e-6):
+            return 0.0
+        k = min(self.shortcut_levels - 1, max(0, round(-math.log2(h))))
+        return 2.0**-k
+
+    def shortcut_target(
+        self,
+        model: GraphNetwork,
+        x0: GeometricGraph,
+        x1: GeometricGraph,
+        xt: GeometricGraph,
+        t: PerGraph,
+        d: PerGraph,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> GeometricGraph:
+        """The self-consistency target: the mean velocity of two half steps (no gradient).
+
+        ``v1 = v̂(x_t, t, d/2)``, ``x' = x_t + d/2 v1`` (tokens: the mixture path continued from
+        ``x_t`` to ``t + d/2``, each noisy token revealed with probability
+        ``(κ(t + d/2) - κ(t)) / (1 - κ(t))``), ``v2 = v̂(x', t + d/2, d/2)``, target
+        ``(v1 + v2) / 2`` on the continuous channels; half steps at or below
+        ``2^-shortcut_levels`` are evaluated at ``d = 0``. The network gets no self-conditioning
+        estimate in these evaluations.
+        """
+        half = 0.5 * d
+        finest = 2.0**-self.shortcut_levels
+        d_half = torch.where(half <= finest * (1 + 1e-6), torch.zeros_like(half), half)
+        with torch.no_grad():
+            v1 = self.predict(model, xt, t, None, d_half).velocity
+            moved = xt + half * v1
+            if self.discrete and self.spec is not None:
+                k0, k1 = self.token_schedule.kappa(t), self.token_schedule.kappa(t + half)
+                reveal = ((k1 - k0) / (1 - k0).clamp_min(1e-12)).clamp(0.0, 1.0)
+                parts = [
+                    mix_tokens(
+                        xt.node[..., sl], x1.node[..., sl], reveal, edges=False, generator=generator
+                    )  # fmt: skip
+                    for sl in self.spec.block_slices()
+                ]
+                node = torch.cat(parts + [moved.node[..., self.layout.token_columns :]], -1)
+                edge = moved.edge
+                if self.layout.token_edges and xt.edge is not None and x1.edge is not None:
+                    edge = mix_tokens(xt.edge, x1.edge, reveal, edges=True, generator=generator)
+                m = node_weights(xt.mask, xt.dtype)
+                moved = GeometricGraph.unchecked(moved.pos, node * m, moved.mask, edge)
+            v2 = self.predict(model, moved, t + half, None, d_half).velocity
+        return 0.5 * (v1 + v2)
+
+    def _with_shortcut_targets(
+        self,
+        model: GraphNetwork,
+        target: GeometricGraph,
+        x0: GeometricGraph,
+        x1: GeometricGraph,
+        xt: GeometricGraph,
+        t: PerGraph,
+        d: PerGraph,
+        chosen: Tensor,
+        generator: torch.Generator | None,
+    ) -> GeometricGraph:
+        """``target`` with the continuous channels of the ``chosen`` graphs replaced by their
+        self-consistency targets."""
+        sub = self.shortcut_target(
+            model,
+            x0.index(chosen),
+            x1.index(chosen),
+            xt.index(chosen),
+            t[chosen],
+            d[chosen],
+            generator=generator,
+        )
+        c = self.layout.token_columns
+        pos, node = target.pos.clone(), target.node.clone()
+        pos[chosen] = sub.pos
+        node[chosen, :, c:] = sub.node[..., c:]
+        edge = target.edge
+        if edge is not None and not self.layout.token_edges and sub.edge is not None:
+            edge = edge.clone()
+            edge[chosen] = sub.edge
+        return GeometricGraph.unchecked(pos, node, target.mask, edge)
+
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(
@@ -317,10 +487,15 @@ class AffineProcess(Process):
         b = x.batch_size
         solver = make_solver(options.solver)
         cond: GeometricGraph | None = None
+        # a few-step-trained network: Euler steps ask for the average velocity over the step
+        use_d = self.shortcut > 0 and options.shortcut and options.solver == "euler"
+        trained_d = self.shortcut > 0  # such a network gets d = 0 from other solvers
+        step_size = 0.0
 
         def field(y: GeometricGraph, tau: float) -> Prediction:
             tv = torch.full((b,), tau, dtype=y.dtype, device=y.device)
-            return self.predict(model, y, tv, cond)
+            dv = torch.full((b,), step_size, dtype=y.dtype, device=y.device) if trained_d else None
+            return self.predict(model, y, tv, cond, dv)
 
         def fresh_noise() -> GeometricGraph:
             return prior.noise_prior.sample(template, generator=generator)
@@ -333,6 +508,7 @@ class AffineProcess(Process):
         )
         for k in tqdm(range(steps), disable=not progress, desc="sampling", leave=False):
             t, s = times[k], times[k + 1]
+            step_size = self.step_size_input(s - t) if use_d else 0.0
             pred = field(x, t)
             if self.self_conditioning:
                 cond = self.estimate(pred)

@@ -70,6 +70,10 @@ class SamplerOptions:
         temperature: divides the logits of the token draws (``< 1`` sharpens).
         stochasticity: rate ``η`` of the detailed-balance re-noising of tokens (0: none).
         final_tokens: read-out of tokens at the last step, ``"argmax"`` or ``"sample"``.
+        shortcut: with a process trained with a few-step objective, Euler steps of size ``h``
+            ask the network for the average velocity over the step (``d = h``); ``False``
+            asks for the instantaneous velocity (``d = 0``: the ordinary many-step path of the
+            same network). Other solvers always use ``d = 0``.
 
     Examples:
         >>> opts = SamplerOptions(steps=4, time_grid=0.5)
@@ -85,6 +89,7 @@ class SamplerOptions:
     temperature: float = 1.0
     stochasticity: float = 0.0
     final_tokens: FinalTokens = "argmax"
+    shortcut: bool = True
 
     def __post_init__(self) -> None:
         if self.solver not in get_args(SolverName):

@@ -80,6 +80,7 @@ class CanonTransformerConfig:
     pair_sum: bool = True
     zero_com: bool = False
     self_condition: bool = False
+    step_size: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -210,6 +211,9 @@ class CanonTransformer(nn.Module):
         self.embed_pos = nn.Linear(3, w, bias=False)
         self.embed_rank = nn.Linear(2 * cfg.rank_dim, w, bias=False)
         self.time = TimeEmbedding(w)
+        self.step_size_input = cfg.step_size
+        if cfg.step_size:  # few-step objectives: the step size conditions like the time
+            self.step = TimeEmbedding(w)
         self.rbf = GaussianBasis(cfg.num_rbf, cfg.cutoff)
         self.embed_dist = mlp([cfg.num_rbf, p, p])
         self.embed_edge = nn.Linear(cfg.edge_in, p, bias=False) if cfg.edge_in > 0 else None
@@ -238,6 +242,7 @@ class CanonTransformer(nn.Module):
         t: PerGraph | Float[Tensor, ""],
         cond: GeometricGraph | None = None,
         *,
+        d: PerGraph | None = None,
         rank: Permutations | None = None,
     ) -> GeometricGraph:
         """Predict positions, node and edge outputs for the batch ``x`` at times ``t``.
@@ -246,6 +251,8 @@ class CanonTransformer(nn.Module):
             x: padded input batch (noisy state).
             t: per-graph time, shape ``(b,)`` (a scalar is broadcast).
             cond: self-conditioning estimate of the clean data (needs ``self_condition``).
+            d: per-graph step size (needs ``step_size``; ``None``: 0, the instantaneous
+                velocity).
             rank: canonical rank of each slot; default: the slot index ``0..n-1``.
         """
         cfg = self.config
@@ -277,6 +284,12 @@ class CanonTransformer(nn.Module):
         if cond is not None:
             h, pair = self._add_estimate(x, cond, h, pair)
         tcond = self.time(t)
+        if cfg.step_size:
+            tcond = tcond + self.step(torch.zeros_like(t) if d is None else d.to(t.dtype))
+        elif d is not None:
+            raise ValueError(
+                "this CanonTransformer takes no step size: build it with step_size=True"
+            )
         pair_weight = x.edge_mask[..., None].to(x.dtype)  # real partners j != i
         for block in self.blocks:
             h, pair = block(h, pair, rbf, key_mask, tcond, pair_weight)

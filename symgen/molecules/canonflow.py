@@ -215,6 +215,12 @@ class CanonFlowConfig:
     self_condition: bool = _opt(
         False, "self-conditioning: feed the network its previous clean-data estimate"
     )
+    shortcut: float = _opt(
+        0.0,
+        "few-step training without a teacher: share of each batch trained with the shortcut "
+        "self-consistency target (0: off; flow matching, canon_transformer)",
+    )
+    shortcut_levels: int = _opt(7, "shortcut: step sizes 2^-k, k < shortcut_levels, are trained")
     weight_pos: float = _opt(1.0, "loss weight of the position term")
     weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
     weight_edge: float = _opt(1.0, "loss weight of the bond term")
@@ -377,6 +383,13 @@ def validate_config(cfg: CanonFlowConfig) -> None:
     if cfg.prior == "aligned" and not cfg.canonicalize:
         raise ValueError(
             "prior='aligned' puts noise on the canonical slice; it needs canonicalize=true"
+        )
+    if not 0 <= cfg.shortcut < 1:
+        raise ValueError(f"shortcut is a share of the batch in [0, 1), got {cfg.shortcut}")
+    if cfg.shortcut and (cfg.process != "flow" or cfg.network != "canon_transformer"):
+        raise ValueError(
+            "shortcut (few-step training) needs process='flow' and network='canon_transformer' "
+            "(a network with a step-size input)"
         )
     if cfg.self_condition and cfg.network != "canon_transformer":
         raise ValueError(
@@ -575,7 +588,12 @@ def network_kwargs(cfg: CanonFlowConfig, layout: FeatureLayout) -> dict[str, Any
     )
     if cfg.network == "canon_transformer":
         return dict(
-            io, width=cfg.width, depth=cfg.depth, heads=cfg.heads, self_condition=cfg.self_condition
+            io,
+            width=cfg.width,
+            depth=cfg.depth,
+            heads=cfg.heads,
+            self_condition=cfg.self_condition,
+            step_size=cfg.shortcut > 0,
         )
     if cfg.network == "egnn":
         return dict(io, width=cfg.width, depth=cfg.depth)
@@ -652,6 +670,8 @@ def build_generator(
             token_schedule=PowerTokenSchedule(cfg.token_exponent),
             self_conditioning=cfg.self_condition,
             weights=weights,
+            shortcut=cfg.shortcut,
+            shortcut_levels=cfg.shortcut_levels,
         )
     else:
         process = VPDiffusion(
