@@ -84,16 +84,18 @@ class AffineProcess(Process):
     = the share ``f`` of each batch): the network also takes a step size ``d`` (see
     :func:`~symgen.network.supports_step_size`) and learns the average velocity over
     ``[t, t + d]``. A share ``1 - f`` of the graphs regresses the ordinary velocity target with
-    ``d = 0``; the others draw ``d = 2^-k`` (``k`` uniform in ``0 .. shortcut_levels - 1``) and
-    ``t`` uniform on the grid of multiples of ``d`` below 1, and regress the self-consistency
-    target ``(v̂(x_t, t, d/2) + v̂(x', t + d/2, d/2)) / 2`` with ``x' = x_t + d/2 v̂(x_t, t, d/2)``
-    (no gradient; the finest half-step ``2^-shortcut_levels`` is evaluated at ``d = 0``). The
-    tokens of ``x'`` are a fresh draw of the mixture path at ``t + d/2``. Categorical channels
+    ``d = 0``; the others (a random subset) draw ``d = 2^-k`` (``k`` uniform in
+    ``0 .. shortcut_levels - 1``) and ``t`` uniform on the grid of multiples of ``d`` below 1,
+    and regress the self-consistency target ``(v̂(x_t, t, d/2) + v̂(x', t + d/2, d/2)) / 2`` with
+    ``x' = x_t + d/2 v̂(x_t, t, d/2)`` (no gradient; the finest half-step ``2^-shortcut_levels``
+    is evaluated at ``d = 0``). The tokens of ``x'`` continue the mixture path from ``x_t`` to
+    ``t + d/2`` (:meth:`shortcut_target`). Categorical channels
     keep their cross-entropy against the data on every graph: the posterior ``p(x1 | x_t)``
     they predict does not depend on the step size, and the jump sampler reveals each token
     with the exact probability of the step (:meth:`sample`); what a large step loses on tokens
     is their independence within the step, which the shortcut target does not address
-    (docs/concepts/generators.md). Sampling with Euler steps of size ``h`` passes ``d = h``.
+    (docs/concepts/generators.md). Sampling with Euler steps of size ``h`` passes the nearest
+    trained step size (:meth:`step_size_input`); other solvers pass ``d = 0``.
 
     Edges are symmetric with a zero diagonal throughout: continuous edge predictions are
     symmetrized, token edges use one draw per unordered pair.

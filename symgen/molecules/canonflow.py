@@ -518,10 +518,14 @@ def _load_data(values: tuple, progress: bool) -> TrainingData:
 def load_data(cfg: CanonFlowConfig, *, progress: bool = True) -> TrainingData:
     """The molecules ``cfg.data`` names (:func:`~symgen.molecules.sources.load_training_data`).
 
-    Kept for the process (the two most recent), so that the evaluation after training does
-    not load the data a second time.
+    Kept for the process (the two most recent, keyed by the data options and the resolved cache
+    folder), so that the evaluation after training does not load the data a second time.
     """
-    return _load_data(tuple(getattr(cfg, f) for f in _DATA_FIELDS), progress)
+    from symgen.molecules.cache import resolve_cache_dir
+
+    values = {f: getattr(cfg, f) for f in _DATA_FIELDS}
+    values["cache_dir"] = str(resolve_cache_dir(cfg.cache_dir or None))  # $SYMGEN_CACHE too
+    return _load_data(tuple(values[f] for f in _DATA_FIELDS), progress)
 
 
 def prepare_data(cfg: CanonFlowConfig, *, progress: bool = True) -> PreparedData:
