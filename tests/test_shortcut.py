@@ -395,9 +395,8 @@ def _train_points(shortcut: float, steps: int = 1500) -> tuple[FlowMatching, Poi
     return proc, net
 
 
-@pytest.mark.slow
 def test_shortcut_training_makes_one_step_work_on_two_modes() -> None:
-    """Same network, data, budget and seed (about a minute on 2 cores). Flow matching's
+    """Same network, data, budget and seed (about 15 s on 2 cores). Flow matching's
     one-step map is the posterior mean, which lands between the two modes; most of the
     shortcut-trained model's one-step samples land on a mode, and its many-step path (d = 0)
     stays as good as the flow model's."""
