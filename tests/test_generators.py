@@ -321,14 +321,16 @@ def test_interpolation_endpoints_and_token_mixture() -> None:
 
 # ---------------------------------------------------------------------------- small networks
 class FlatMLP(torch.nn.Module):
-    """A non-equivariant MLP on flattened positions and features of fixed-size graphs."""
+    """A non-equivariant MLP on flattened positions and features of fixed-size graphs (with
+    ``step_size``, also a step-size input ``d``, as few-step objectives need)."""
 
-    def __init__(self, n: int, f: int, hidden: int = 128) -> None:
+    def __init__(self, n: int, f: int, hidden: int = 128, *, step_size: bool = False) -> None:
         super().__init__()
         self.n, self.f = n, f
+        self.step_size_input = step_size
         self.register_buffer("freq", torch.arange(1, 9, dtype=torch.float32) * math.pi)
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(n * 3 + n * f + 16, hidden),
+            torch.nn.Linear(n * 3 + n * f + (32 if step_size else 16), hidden),
             torch.nn.SiLU(),
             torch.nn.Linear(hidden, hidden),
             torch.nn.SiLU(),
@@ -337,10 +339,15 @@ class FlatMLP(torch.nn.Module):
             torch.nn.Linear(hidden, n * 3 + n * f),
         )
 
-    def forward(self, x: GeometricGraph, t: torch.Tensor) -> GeometricGraph:
+    def forward(
+        self, x: GeometricGraph, t: torch.Tensor, d: torch.Tensor | None = None
+    ) -> GeometricGraph:
         b = x.batch_size
+        inputs = [t] + ([torch.zeros_like(t) if d is None else d] if self.step_size_input else [])
         emb = torch.cat(
-            [torch.sin(t[:, None] * self.freq), torch.cos(t[:, None] * self.freq)], -1
+            [torch.sin(v[:, None] * self.freq) for v in inputs]
+            + [torch.cos(v[:, None] * self.freq) for v in inputs],
+            -1,
         ).to(x.dtype)
         out = self.net(torch.cat([x.pos.flatten(1), x.node.flatten(1), emb], -1))
         return x.replace(

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_generators import _axis_pvalue, _order_pvalue
+from test_generators import FlatMLP, _axis_pvalue, _order_pvalue
 
 from symgen.canon import geometric_spectral_canonicalizer
 from symgen.couplings import IndependentCoupling
@@ -315,37 +315,6 @@ def test_canon_transformer_step_size_input_and_tokens_in_the_loss() -> None:
     assert float(sin_columns.abs().sum()) > 0  # d > 0 reached the loss
 
 
-class FlatStepMLP(torch.nn.Module):
-    """A non-equivariant MLP on flattened fixed-size graphs with time and step-size inputs."""
-
-    step_size_input = True
-
-    def __init__(self, n: int, f: int, hidden: int = 128) -> None:
-        super().__init__()
-        self.n, self.f = n, f
-        self.register_buffer("freq", torch.arange(1, 9, dtype=torch.float32) * math.pi)
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(n * 3 + n * f + 32, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden),
-            torch.nn.SiLU(),
-            torch.nn.Linear(hidden, n * 3 + n * f),
-        )
-
-    def forward(self, x: GeometricGraph, t: torch.Tensor, d: torch.Tensor | None = None):
-        d = torch.zeros_like(t) if d is None else d
-        emb = [torch.sin(v[:, None] * self.freq) for v in (t, d)]
-        emb += [torch.cos(v[:, None] * self.freq) for v in (t, d)]
-        b = x.batch_size
-        out = self.net(torch.cat([x.pos.flatten(1), x.node.flatten(1), *emb], -1).to(x.dtype))
-        return x.replace(
-            pos=out[:, : self.n * 3].reshape(b, self.n, 3),
-            node=out[:, self.n * 3 :].reshape(b, self.n, self.f),
-        )
-
-
 class PointMLP(torch.nn.Module):
     """An MLP for one-node graphs with time and step-size inputs."""
 
@@ -436,7 +405,7 @@ def _train(shortcut: float, steps: int = 200) -> CanonicalGenerator:
         CenteredGaussianPrior(features=False),
         IndependentCoupling(),
         FlowMatching(shortcut=shortcut, shortcut_levels=5),
-        FlatStepMLP(6, 1),
+        FlatMLP(6, 1, step_size=True),
         assume_canonical=True,
         sizes=size_histogram(data),
         node_dim=1,

@@ -247,26 +247,14 @@ class AffineProcess(Process):
     ) -> Prediction:
         """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond`` and,
         for few-step objectives, the step size ``d``)."""
+        step: dict[str, Tensor] = {}
         if d is not None:
             if not supports_step_size(model):
                 raise ValueError(
                     "a step size needs a network that accepts d= (its attribute "
                     "step_size_input is true), e.g. CanonTransformer(step_size=True)"
                 )
-            raw = self._call(model, x, t, cond, d=d)
-        else:
-            raw = self._call(model, x, t, cond)
-        check_prediction(raw, x)
-        return Prediction(raw, x, t, self.schedule, self.prediction, self.layout, floor=self.floor)
-
-    def _call(
-        self,
-        model: GraphNetwork,
-        x: GeometricGraph,
-        t: PerGraph,
-        cond: GeometricGraph | None,
-        **step: Tensor,
-    ) -> GeometricGraph:
+            step["d"] = d
         if self.self_conditioning:
             if not supports_self_conditioning(model):
                 raise ValueError(
@@ -275,8 +263,11 @@ class AffineProcess(Process):
                 )
             if cond is None:  # "no estimate yet" is an all-zero estimate (Chen et al. 2023)
                 cond = x.map(torch.zeros_like)
-            return model(x, t, cond=cond, **step)  # type: ignore[call-arg]
-        return model(x, t, **step)  # type: ignore[call-arg]
+            raw = model(x, t, cond=cond, **step)  # type: ignore[call-arg]
+        else:
+            raw = model(x, t, **step)  # type: ignore[call-arg]
+        check_prediction(raw, x)
+        return Prediction(raw, x, t, self.schedule, self.prediction, self.layout, floor=self.floor)
 
     def estimate(self, pred: Prediction) -> GeometricGraph:
         """The clean-data estimate ``x̂1`` behind a prediction (the self-conditioning input).

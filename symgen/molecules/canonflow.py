@@ -115,7 +115,6 @@ __all__ = [
     "load_reference",
     "sample_molecules",
     "evaluate_molecules",
-    "HEADLINE_PROTOCOLS",
     "save_samples",
     "SampleAndEvaluate",
     "Reference",
@@ -746,12 +745,14 @@ def eprint(*args: Any) -> None:
 class Reference:
     """What the evaluator compares samples with: the training molecules and their SMILES.
 
-    ``headline_protocols`` are the protocols printed side by side for this data.
+    ``smiles`` is ``None`` where the data have no SMILES (the evaluator then writes them from
+    the molecules' bonds); ``headline_protocols`` are the protocols printed side by side for
+    this data (:attr:`~symgen.molecules.sources.TrainingData.headline_protocols`).
     """
 
     molecules: MoleculeDataset
-    smiles: list[str]
-    headline_protocols: tuple[str, ...] = ("midi", "edm")
+    smiles: list[str] | None
+    headline_protocols: tuple[str, ...]
 
 
 class SampleAndEvaluate:
@@ -914,14 +915,21 @@ def load_generator(
     return gen, cfg, state
 
 
-def _to_cpu(value: Any) -> Any:
-    """Tensors (nested in mappings and sequences) copied to the CPU, dtypes kept."""
+def _cpu_copy(
+    value: Any, shared: dict[tuple, torch.Tensor], dtype: torch.dtype | None = None
+) -> Any:
+    """Tensors nested in mappings and sequences copied to the CPU (floating ones as ``dtype``
+    when given); a tensor reached twice (a module registered under two names) is copied once."""
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        to = dtype if dtype is not None and value.is_floating_point() else value.dtype
+        key = (value.data_ptr(), to, tuple(value.shape), value.stride())
+        if key not in shared:  # a copy: the live weights are restored after averaged()
+            shared[key] = value.detach().to("cpu", to, copy=True)
+        return shared[key]
     if isinstance(value, Mapping):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return {k: _cpu_copy(v, shared, dtype) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
+        return type(value)(_cpu_copy(v, shared, dtype) for v in value)
     return value
 
 
@@ -942,24 +950,10 @@ def export_sampling_checkpoint(
     """
     from symgen.training import save_checkpoint
 
-    shared: dict[tuple, torch.Tensor] = {}  # a module registered twice is stored once
-
-    def cast(value: Any) -> Any:  # tensors to the CPU (floating ones as dtype); others as they are
-        if isinstance(value, torch.Tensor):
-            key = (value.data_ptr(), value.dtype, tuple(value.shape), value.stride())
-            if key not in shared:  # a copy: the live weights are restored after averaged()
-                to = dtype if value.is_floating_point() else value.dtype
-                shared[key] = value.detach().to("cpu", to, copy=True)
-            return shared[key]
-        if isinstance(value, Mapping):
-            return {k: cast(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(cast(v) for v in value)
-        return value
-
+    shared: dict[tuple, torch.Tensor] = {}
     with trainer.averaged() as gen:
         weights = {  # the extra state (size counts, marginals) stays in its own dtype
-            k: (cast(v) if not k.endswith("_extra_state") else _to_cpu(v))
+            k: _cpu_copy(v, shared, None if k.endswith("_extra_state") else dtype)
             for k, v in gen.state_dict().items()
         }
     payload = {
@@ -1042,11 +1036,6 @@ def evaluate_molecules(
         max_reference_molecules=5000,
         progress=progress,
     )
-
-
-#: The protocols whose columns the main job prints side by side on QM9 (see
-#: :attr:`Reference.headline_protocols` for other data).
-HEADLINE_PROTOCOLS: tuple[str, ...] = ("midi", "edm")
 
 
 def save_samples(
