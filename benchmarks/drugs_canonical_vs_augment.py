@@ -17,16 +17,12 @@ difference; the exact commands are written next to it (``commands.txt``).
 import argparse
 import json
 import math
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples" / "molecules"
+from _common import EX, ROOT, commit, last_value, machine, mean_se, side_by_side
+
 METHODS = {
     "canonical": ["--canonicalize", "true", "--augment", "false"],
     "augment": ["--canonicalize", "false", "--augment", "true"],
@@ -100,46 +96,6 @@ def sample_command(run_dir: Path, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def side_by_side(cmds: list[list[str]], logs: list[Path], record: list[str]) -> None:
-    """Run the commands at the same time (one per method); stop if any fails."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    record.extend(shlex.join(c) for c in cmds)
-    procs = []
-    for cmd, log in zip(cmds, logs):
-        handle = log.open("w")
-        procs.append(
-            (
-                subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env),
-                handle,
-                log,
-            )
-        )
-    failed = []
-    for proc, handle, log in procs:
-        if proc.wait() != 0:
-            failed.append(str(log))
-        handle.close()
-    if failed:
-        raise SystemExit(f"a run failed; see {', '.join(failed)}")
-
-
-def last_value(csv_path: Path, column: str) -> float:
-    import csv
-
-    with csv_path.open() as f:
-        rows = list(csv.DictReader(f))
-    return float(rows[-1][column]) if rows else math.nan
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    m = sum(values) / n
-    if n < 2:
-        return m, math.nan
-    var = sum((v - m) ** 2 for v in values) / (n - 1)
-    return m, math.sqrt(var / n)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -183,15 +139,12 @@ def main() -> int:
             row["steps"] = last_value(d / "log.csv", "step")
             row["val_loss"] = last_value(d / "validation.csv", "loss")
             rows[m][seed] = row
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    rev, where = commit(), machine()
     lines = [
         f"moses3d ({args.data_molecules} molecules), {args.budget_min} min of training per run, "
         f"two runs side by side with one thread each; {args.samples} samples at "
         f"{args.sample_steps} steps; seeds {args.seeds}; mean ± standard error over seeds; "
-        f"commit {commit}; {machine}",
+        f"commit {rev}; {where}",
         "",
         "| method | " + " | ".join(label for _, label in COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),
@@ -216,9 +169,7 @@ def main() -> int:
     print("\n" + table)
     (out / "table.md").write_text(table + "\n")
     (out / "results.json").write_text(
-        json.dumps(
-            {"commit": commit, "machine": machine, "args": vars(args), "rows": rows}, indent=1
-        )
+        json.dumps({"commit": rev, "machine": where, "args": vars(args), "rows": rows}, indent=1)
     )
     if commands:
         (out / "commands.txt").write_text("\n".join(commands) + "\n")

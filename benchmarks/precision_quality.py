@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "examples" / "molecules" / "train.py"
+from _common import EX, ROOT, mean_se
+
+TRAIN = EX / "train.py"
 FINAL = [
     ("edm/molecule_stability", "mol. stability (`edm`)"),
     ("edm/atom_stability", "atom stability (`edm`)"),
@@ -44,16 +45,6 @@ CURVE = [
     ("val_loss", "validation loss (EMA)"),
 ]
 PERCENT = ("stability", "validity", "uniqueness")
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (``nan`` error for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
 
 
 def fmt(values: list[float], scale: float = 1.0, digits: int = 3) -> str:

@@ -150,14 +150,17 @@ def test_run_quick_end_to_end(tmp_path, capsys):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["table"] == report["table"]
     rows = on_disk["rows"]
-    assert len(rows) == 4
+    assert len(rows) == 5
     for name, row in rows.items():
         for key in ("w1_energy", "w1_distance", "mean_energy", "clash_free"):
             assert math.isfinite(row[key]), (name, key, row[key])
         assert 0.0 <= row["clash_free"] <= 1.0
     trained = [r for n, r in rows.items() if n.startswith(("canonical", "equivariant"))]
-    assert len(trained) == 2 and all(r["steps"] >= 1 for r in trained)
+    assert len(trained) == 3 and all(r["steps"] >= 1 for r in trained)
     assert all(r["train_wall_seconds"] >= 2.0 for r in trained)
+    # every trained row also reports the energy W1 at --quick's few step count (1)
+    assert all(math.isfinite(r["w1_energy_steps1"]) for r in trained)
+    assert "W1 energy, 1 step" in printed
     # the noise floor is far below the prior in every metric
     floor, prior = rows["MCMC (2nd independent set)"], rows["prior (Gaussian)"]
     assert floor["w1_distance"] < prior["w1_distance"]
@@ -166,9 +169,9 @@ def test_run_quick_end_to_end(tmp_path, capsys):
     assert canon["icosahedron"]["flagged_by_jitter"]["0.0"] == 1.0  # the symmetric minimum is a tie
     assert canon["icosahedron"]["energy"] < -40.0
     samples = np.load(out / "samples.npz")
-    for key in ("canonical", "equivariant", "reference", "floor", "prior"):
+    for key in ("canonical", "equivariant", "canonical-shortcut", "reference", "floor", "prior"):
         assert samples[key].shape == (48, 13, 3), key
-    for key in ("canonical", "equivariant"):
+    for key in ("canonical", "equivariant", "canonical-shortcut"):
         assert np.isfinite(samples[key]).all()
         np.testing.assert_allclose(samples[key].mean(1), 0.0, atol=1e-4)
 

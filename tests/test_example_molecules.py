@@ -404,6 +404,8 @@ def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch)
             ROOT / "benchmarks" / f"{name}.py"
             for name in (
                 "canonical_vs_equivariant",
+                "few_step",
+                "drugs_canonical_vs_augment",
                 "precision_quality",
                 "compare_runs",
                 "learning_curve",

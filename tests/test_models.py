@@ -339,6 +339,42 @@ def test_canon_transformer_self_conditioning_and_pair_sums():
         _net("canon_transformer").double()(x, T, cond=est)
 
 
+def test_egnn_self_conditioning_stays_equivariant():
+    """The EGNN reads the estimate through invariants only: moving the input and the estimate
+    by the same element of S_n x SE(3) moves the velocity and permutes the invariant outputs;
+    the estimate changes the output, and bad estimates are refused."""
+    net = _net("egnn", self_condition=True).double()
+    assert net.self_conditioning and not _net("egnn").self_conditioning
+    x = _with_garbage_padding(_batch(), seed=4)
+    est = make_graph(
+        [4, 6, 2],
+        max_nodes=7,
+        num_types=NODE_OUT,
+        edge_features=EDGE_OUT,
+        seed=9,
+        dtype=torch.float64,
+    ).replace(mask=x.mask)
+    G = permutation_rigid_group(translation_scale=1.0)
+    real = x.mask[..., None]
+    pair = (x.mask[:, :, None] & x.mask[:, None, :])[..., None]
+    with torch.no_grad():
+        out = net(x, T, cond=est)
+        assert not torch.allclose(out.node * real, net(x, T).node * real)
+        for g in G.testing_elements(x):
+            moved = net(G.act(g, x), T, cond=G.act(g, est))
+            expect = G.act_on_vectors(g, out)
+            torch.testing.assert_close(moved.pos * real, expect.pos * real)
+            torch.testing.assert_close(moved.node * real, expect.node * real)
+            torch.testing.assert_close(moved.edge * pair, expect.edge * pair)
+        # rotating the estimate alone (input fixed) changes nothing: only its distances enter
+        r = SO3().testing_elements(est)[0]
+        torch.testing.assert_close(net(x, T, cond=SO3().act(r, est)).pos * real, out.pos * real)
+    with pytest.raises(ValueError, match="cond must be shaped"):
+        net(x, T, cond=est.replace(node=est.node[..., :2]))
+    with pytest.raises(ValueError, match="without self_condition"):
+        _net("egnn").double()(x, T, cond=est)
+
+
 def test_canon_transformer_rank_shape_error():
     net = _net("canon_transformer")
     with pytest.raises(ValueError, match="rank must have shape"):

@@ -26,6 +26,7 @@ SERIES = (  # key in samples.npz, legend label, colour, line style
     ("floor", "MCMC (2nd set)", "grey", ":"),
     ("canonical", "canonical", "tab:blue", "-"),
     ("equivariant", "equivariant (EGNN)", "tab:orange", "-"),
+    ("canonical-shortcut", "canonical + shortcut", "tab:purple", "-."),
     ("prior", "prior", "tab:green", "--"),
 )
 

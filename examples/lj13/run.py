@@ -11,10 +11,13 @@ What it does, in order:
    * **canonical**: canonical slice + aligned Gaussian prior + minibatch OT coupling +
      ``CanonTransformer`` + flow matching (CanonFlow recipe), and
    * **equivariant**: no canonicalizer, centred Gaussian prior + aligned (Hungarian/Kabsch)
-     coupling + EGNN + flow matching (equivariant flow matching);
+     coupling + EGNN + flow matching (equivariant flow matching), and
+   * **canonical-shortcut**: the canonical recipe trained with the few-step shortcut objective
+     (:class:`~symgen.generators.FlowMatching` ``shortcut=0.25``; the network takes the step size);
 
-4. samples both (EMA weights) and scores energies and pair distances against the reference,
-   with the second MCMC set and the prior itself as context rows; prints one table and writes
+4. samples each (EMA weights) and scores energies and pair distances against the reference,
+   with the second MCMC set and the prior itself as context rows, and the energy W1 again at
+   the few step counts of ``--few-steps`` (1 and 4); prints one table and writes
    ``report.json`` and ``samples.npz`` (read by ``plots.py``).
 
 Run ``python examples/lj13/run.py --help``; ``--quick`` is a CI-sized run of a few seconds.
@@ -50,7 +53,9 @@ from symgen.priors import AlignedPrior, CenteredGaussianPrior  # noqa: E402
 from symgen.state import GeometricGraph  # noqa: E402
 from symgen.training import Trainer, TrainingConfig  # noqa: E402
 
-METHODS = ("canonical", "equivariant")
+METHODS = ("canonical", "equivariant", "canonical-shortcut")
+#: Share of each batch trained with the shortcut self-consistency target (Frans et al. 2024).
+SHORTCUT_SHARE = 0.25
 #: Samples with E above this are counted as clashes (two particles far inside r_min).
 CLASH_ENERGY = 50.0
 #: Energies are clipped here before the energy W1 and mean, so one clash (E ~ 1e9) cannot hide
@@ -66,6 +71,7 @@ class RunConfig:
     samples: int = 2000
     train_samples: int = 16384
     sample_steps: int = 50
+    few_steps: tuple[int, ...] = (1, 4)
     batch_size: int = 128
     lr: float = 1e-3
     warmup_steps: int = 100
@@ -87,6 +93,7 @@ QUICK = dict(
     samples=128,
     train_samples=512,
     sample_steps=8,
+    few_steps=(1,),
     batch_size=64,
     width=32,
     depth=2,
@@ -213,9 +220,10 @@ def build_generator(method: str, cfg: RunConfig, prior_std: float) -> CanonicalG
     sizes = torch.zeros(n + 1)
     sizes[n] = 1.0
     # particles carry no features to generate: the zero node channel is input only (weight 0)
-    process = FlowMatching(weights={"node": 0.0})
+    shortcut = SHORTCUT_SHARE if method == "canonical-shortcut" else 0.0
+    process = FlowMatching(weights={"node": 0.0}, shortcut=shortcut)
     base = CenteredGaussianPrior(std=prior_std, features=False)
-    if method == "canonical":
+    if method in ("canonical", "canonical-shortcut"):
         canon = geometric_spectral_canonicalizer()
         model = build_network(
             "canon_transformer",
@@ -227,6 +235,7 @@ def build_generator(method: str, cfg: RunConfig, prior_std: float) -> CanonicalG
             pair_width=16,
             num_rbf=16,
             cutoff=4.0,
+            step_size=shortcut > 0,
         )
         return CanonicalGenerator(
             canon,
@@ -315,8 +324,12 @@ def train(
 
 
 @torch.no_grad()
-def sample(trainer: Trainer, cfg: RunConfig, label: str) -> tuple[torch.Tensor, float]:
-    """``cfg.samples`` symmetrized samples with the EMA weights; positions (float64) and seconds."""
+def sample(
+    trainer: Trainer, cfg: RunConfig, label: str, steps: int | None = None
+) -> tuple[torch.Tensor, float]:
+    """``cfg.samples`` symmetrized samples with the EMA weights at ``steps`` Euler steps
+    (default ``cfg.sample_steps``); positions (float64) and seconds."""
+    steps = cfg.sample_steps if steps is None else steps
     g = torch.Generator().manual_seed(cfg.seed + 1000)
     out, t0 = [], time.perf_counter()
     chunk = 500
@@ -328,7 +341,7 @@ def sample(trainer: Trainer, cfg: RunConfig, label: str) -> tuple[torch.Tensor, 
     ):
         while sum(len(o) for o in out) < cfg.samples:
             b = min(chunk, cfg.samples - sum(len(o) for o in out))
-            x = gen.sample(b, steps=cfg.sample_steps, generator=g)
+            x = gen.sample(b, steps=steps, generator=g)
             out.append(x.pos.to(torch.float64))
             bar.update(b)
     return torch.cat(out), time.perf_counter() - t0
@@ -364,12 +377,16 @@ def metrics(pos: torch.Tensor, reference: torch.Tensor, params: LJParams) -> dic
     }
 
 
-def format_table(rows: dict[str, dict[str, Any]]) -> str:
+def format_table(rows: dict[str, dict[str, Any]], few_steps: tuple[int, ...] = ()) -> str:
     """The comparison as a Markdown table (also printed)."""
+    few = [
+        (f"w1_energy_steps{k}", f"W1 energy, {k} step{'s' * (k > 1)}", "{:.2f}") for k in few_steps
+    ]
     cols = [
         ("steps", "train steps", "{:.0f}"),
         ("final_loss", "final loss", "{:.3f}"),
         ("w1_energy", "W1 energy", "{:.2f}"),
+        *few,
         ("w1_distance", "W1 pair dist.", "{:.4f}"),
         ("mean_energy", "mean E", "{:.2f}"),
         ("median_energy", "median E", "{:.2f}"),
@@ -409,6 +426,14 @@ def parse_args(argv: list[str] | None) -> tuple[RunConfig, Path, Path | None]:
     )
     p.add_argument(
         "--sample-steps", type=int, default=d.sample_steps, help="Euler steps when sampling"
+    )
+    p.add_argument(
+        "--few-steps",
+        type=int,
+        nargs="*",
+        default=None,
+        help=f"also report the energy W1 at these step counts (default {list(d.few_steps)}; "
+        f"--quick: {list(QUICK['few_steps'])})",
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--width", type=int, default=d.width, help="hidden width of both networks")
@@ -453,6 +478,8 @@ def parse_args(argv: list[str] | None) -> tuple[RunConfig, Path, Path | None]:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         p.error(f"--methods: unknown {bad}; choose from {METHODS}")
+    if a.few_steps is not None:
+        explicit["few_steps"] = tuple(a.few_steps)
     cfg = replace(
         base,
         **explicit,
@@ -473,6 +500,8 @@ def parse_args(argv: list[str] | None) -> tuple[RunConfig, Path, Path | None]:
     ):
         if getattr(cfg, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if any(k < 1 for k in cfg.few_steps):
+        p.error("--few-steps must be >= 1")
     if cfg.budget_seconds <= 0:
         p.error("--budget-seconds must be positive")
     if cfg.batch_size > cfg.train_samples:
@@ -496,12 +525,23 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def run_method(
-    method: str, cfg: RunConfig, train_data: GeometricGraph, prior_std: float, out: Path
+    method: str,
+    cfg: RunConfig,
+    train_data: GeometricGraph,
+    prior_std: float,
+    out: Path,
+    reference: torch.Tensor,
+    params: LJParams,
 ) -> tuple[dict[str, Any], torch.Tensor, list]:
-    """Train one method for the budget, sample it; its table row, positions and loss curve."""
+    """Train one method for the budget, sample it at ``sample_steps`` and at each of
+    ``few_steps``; its table row (with the metrics), positions and loss curve."""
     gen = build_generator(method, cfg, prior_std)
     trainer, res = train(gen, train_data, cfg, out / method)
     pos, seconds = sample(trainer, cfg, method)
+    few = {}
+    for k in cfg.few_steps:
+        few_pos, _ = sample(trainer, cfg, f"{method} at {k} steps", steps=k)
+        few[f"w1_energy_steps{k}"] = metrics(few_pos, reference, params)["w1_energy"]
     row = {
         "steps": res.steps,
         "final_loss": res.final_loss,
@@ -511,6 +551,8 @@ def run_method(
         "load_after": res.load_after,
         "sample_seconds": seconds,
         "parameters": sum(p.numel() for p in gen.model.parameters()),
+        **metrics(pos, reference, params),
+        **few,
     }
     return row, pos, res.curve
 
@@ -518,6 +560,7 @@ def run_method(
 LABELS = {
     "canonical": "canonical (spectral canon + CanonTransformer)",
     "equivariant": "equivariant (EGNN, {coupling} coupling)",
+    "canonical-shortcut": "canonical + shortcut objective",
 }
 
 
@@ -553,12 +596,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     curves: dict[str, list] = {}
     torch.manual_seed(cfg.seed)  # network initialisation only; all other draws use generators
     for method in cfg.methods:
-        train_data = canon_train if method == "canonical" else as_graphs(train_pos)
-        row, positions[method], curves[method] = run_method(method, cfg, train_data, prior_std, out)
-        row.update(metrics(positions[method], reference, params))
+        train_data = canon_train if method != "equivariant" else as_graphs(train_pos)
+        row, positions[method], curves[method] = run_method(
+            method, cfg, train_data, prior_std, out, reference, params
+        )
         rows[LABELS[method].format(coupling=cfg.equivariant_coupling)] = row
     positions["reference"] = reference
-    table = format_table(rows)
+    table = format_table(rows, cfg.few_steps)
     report = {
         "config": asdict(cfg),
         "lj": asdict(params),

@@ -46,6 +46,9 @@ class EGNNConfig:
         num_rbf: Gaussian distance basis size for the edge head.
         cutoff: largest centre of the distance basis.
         zero_com: remove the masked mean from the velocity output (zero centre of mass).
+        self_condition: accept ``cond=x̂1`` (self-conditioning) through invariant channels
+            only, so the network stays equivariant: the estimate's node outputs join the node
+            input, its squared pair distances and edge outputs join the pair features.
 
     Examples:
         >>> cfg = EGNNConfig(node_in=5, node_out=5, width=32, depth=2)
@@ -70,6 +73,13 @@ class EGNNConfig:
     num_rbf: int = 16
     cutoff: float = 10.0
     zero_com: bool = True
+    self_condition: bool = False
+
+    @property
+    def pair_extra(self) -> int:
+        """Width of the pair features the layers read besides the distances: the input edges
+        and, with self-conditioning, the estimate's squared distance and edge outputs."""
+        return self.edge_in + (1 + self.edge_out if self.self_condition else 0)
 
     def __post_init__(self) -> None:
         for name in ("node_in", "node_out", "width", "depth", "num_rbf"):
@@ -88,7 +98,7 @@ class _EquivariantLayer(nn.Module):
     def __init__(self, cfg: EGNNConfig) -> None:
         super().__init__()
         w = cfg.width
-        pair_in = 2 * w + 2 + cfg.edge_in
+        pair_in = 2 * w + 2 + cfg.pair_extra
         self.cfg = cfg
         self.message = mlp([pair_in, w, w], last_act=True)
         self.gate = nn.Linear(w, 1) if cfg.attention else None
@@ -130,7 +140,10 @@ class EGNN(nn.Module):
         ``h_i ← h_i + φ_h(h_i, Σ_j m_ij / Z)``,
         ``x_i ← x_i + Σ_j (x_i - x_j) / (|x_i - x_j| + 1) · c·tanh(φ_x(h_i, h_j, ...)) / Z``.
 
-    The time enters as an extra node input (``h⁰ = W [f_i, t]``). Outputs: the velocity
+    The time enters as an extra node input (``h⁰ = W [f_i, t]``). With ``self_condition``, a
+    clean-data estimate ``x̂1`` enters as invariants: ``h⁰`` also gets ``W' f̂_i`` and the pair
+    features ``e_ij`` also get ``|x̂_i - x̂_j|²`` and ``ê_ij`` (zeros when ``cond=None``).
+    Outputs: the velocity
     ``x^L - x⁰`` with its masked mean removed (translation-invariant, rotation-equivariant,
     zero centre of mass), invariant node predictions ``W_o h^L``, and, when ``edge_out > 0``,
     invariant edge predictions ``ψ(h_i + h_j, h_i ⊙ h_j, φ(|x_i^L - x_j^L|), e_ij)``
@@ -157,14 +170,26 @@ class EGNN(nn.Module):
         self.config = cfg = config
         w = cfg.width
         self.embed = nn.Linear(cfg.node_in + 1, w)
+        self.self_conditioning = cfg.self_condition
+        if cfg.self_condition:
+            self.sc_node = nn.Linear(cfg.node_out, w, bias=False)
         self.layers = nn.ModuleList(_EquivariantLayer(cfg) for _ in range(cfg.depth))
         self.node_head = mlp([w, w, cfg.node_out])
         if cfg.edge_out > 0:
             self.rbf = GaussianBasis(cfg.num_rbf, cfg.cutoff)
-            self.edge_head = mlp([2 * w + cfg.num_rbf + cfg.edge_in, w, cfg.edge_out])
+            self.edge_head = mlp([2 * w + cfg.num_rbf + cfg.pair_extra, w, cfg.edge_out])
 
-    def forward(self, x: GeometricGraph, t: PerGraph | Float[Tensor, ""]) -> GeometricGraph:
-        """Predict the velocity, node and edge outputs for the batch ``x`` at times ``t``."""
+    def forward(
+        self,
+        x: GeometricGraph,
+        t: PerGraph | Float[Tensor, ""],
+        cond: GeometricGraph | None = None,
+    ) -> GeometricGraph:
+        """Predict the velocity, node and edge outputs for the batch ``x`` at times ``t``.
+
+        ``cond``: the self-conditioning estimate of the clean data (needs ``self_condition``;
+        ``None``: no estimate yet).
+        """
         cfg = self.config
         t = check_inputs(x, t, cfg.node_in, cfg.edge_in, "EGNN")
         x = x.zero_padding()
@@ -178,6 +203,11 @@ class EGNN(nn.Module):
             edge = x.edge.reshape(b * n * n, -1)[pairs.flat]
         else:
             edge = pos0.new_zeros(pairs.dst.shape[0], 0)
+        if cond is not None and not cfg.self_condition:
+            raise ValueError("this EGNN was built without self_condition=True")
+        if cfg.self_condition:
+            h, estimate_pairs = self._estimate_features(x, cond, pairs, h)
+            edge = torch.cat([edge, estimate_pairs], -1)
         pos = pos0
         for layer in self.layers:
             h, pos = layer(h, pos, pairs, d0, edge)
@@ -195,3 +225,29 @@ class EGNN(nn.Module):
             )
             edge_out = symmetrize_pairs(flat.reshape(b, n, n, -1))
         return make_output(x, vel, node_out, edge_out)
+
+    def _estimate_features(
+        self, x: GeometricGraph, cond: GeometricGraph | None, pairs: RealPairs, h: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The estimate's invariant node embedding (added to ``h``) and pair features."""
+        cfg = self.config
+        width = 1 + cfg.edge_out
+        if cond is None:
+            return h, h.new_zeros(pairs.dst.shape[0], width)
+        if cond.pos.shape != x.pos.shape or cond.node.shape[-1] != cfg.node_out:
+            raise ValueError(
+                f"cond must be shaped like the output: positions {tuple(x.pos.shape)} and "
+                f"{cfg.node_out} node channels, got {tuple(cond.pos.shape)} and "
+                f"{cond.node.shape[-1]}"
+            )
+        c = cond.zero_padding()
+        b, n = x.batch_size, x.max_nodes
+        h = h + self.sc_node(c.node).reshape(b * n, -1)
+        p = c.pos.reshape(b * n, 3)
+        feats = [((p[pairs.dst] - p[pairs.src]) ** 2).sum(-1, keepdim=True)]
+        if cfg.edge_out > 0:
+            if c.edge is None:
+                feats.append(h.new_zeros(pairs.dst.shape[0], cfg.edge_out))
+            else:
+                feats.append(c.edge.reshape(b * n * n, -1)[pairs.flat])
+        return h, torch.cat(feats, -1)

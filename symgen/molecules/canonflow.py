@@ -219,7 +219,9 @@ class CanonFlowConfig:
         "few-step training without a teacher: share of each batch trained with the shortcut "
         "self-consistency target (0: off; flow matching, canon_transformer)",
     )
-    shortcut_levels: int = _opt(7, "shortcut: step sizes 2^-k, k < shortcut_levels, are trained")
+    shortcut_levels: int = _opt(
+        4, "shortcut: step sizes 2^-k, k < shortcut_levels, are trained (finer: d = 0)"
+    )
     weight_pos: float = _opt(1.0, "loss weight of the position term")
     weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
     weight_edge: float = _opt(1.0, "loss weight of the bond term")
@@ -390,9 +392,10 @@ def validate_config(cfg: CanonFlowConfig) -> None:
             "shortcut (few-step training) needs process='flow' and network='canon_transformer' "
             "(a network with a step-size input)"
         )
-    if cfg.self_condition and cfg.network != "canon_transformer":
+    if cfg.self_condition and cfg.network not in ("canon_transformer", "egnn"):
         raise ValueError(
-            "self_condition needs a network that accepts the estimate: network='canon_transformer'"
+            "self_condition needs a network that accepts the estimate: "
+            "network='canon_transformer' or 'egnn'"
         )
     if cfg.process == "flow" and cfg.prediction == "epsilon":
         raise ValueError("flow matching predicts 'velocity' or 'data', not 'epsilon'")
@@ -599,7 +602,7 @@ def network_kwargs(cfg: CanonFlowConfig, layout: FeatureLayout) -> dict[str, Any
             step_size=cfg.shortcut > 0,
         )
     if cfg.network == "egnn":
-        return dict(io, width=cfg.width, depth=cfg.depth)
+        return dict(io, width=cfg.width, depth=cfg.depth, self_condition=cfg.self_condition)
     return dict(io, scalars=cfg.width, vectors=max(4, cfg.width // 4), depth=cfg.depth)
 
 

@@ -584,7 +584,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{terms['total']:.3f}", graphs_s=f"{rate:.0f}")
                 self._last_window = list(window_losses)
                 window_losses, window_graphs, window_t = [], 0, time.perf_counter()
-            due = cfg.val_every and step % cfg.val_every == 0
+            # a last validation when the time budget ends the run, so every run reports one
+            due = cfg.val_every and (step % cfg.val_every == 0 or over_budget)
             if self.is_main and due and self.val_data is not None:
                 with self.averaged():
                     val = self.validation_loss()
