@@ -7,12 +7,15 @@ seeds together with the commit and the machine.
 
 import math
 import os
-import platform
 import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from symgen.provenance import git_commit, machine_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples" / "molecules"
@@ -20,21 +23,12 @@ EX = ROOT / "examples" / "molecules"
 
 def commit() -> str:
     """The checkout's short commit hash, with ``+dirty`` when tracked files changed."""
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.strip()
-    return f"{rev}+dirty" if dirty else rev
+    return git_commit(ROOT) or "unknown"
 
 
 def machine() -> str:
     """The processor and its core count, as the docs quote them."""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    return f"{machine_name()}, {os.cpu_count()} CPUs"
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

@@ -175,6 +175,11 @@ def test_run_quick_end_to_end(tmp_path, capsys):
         assert np.isfinite(samples[key]).all()
         np.testing.assert_allclose(samples[key].mean(1), 0.0, atol=1e-4)
 
+    summary = _load("summarize").summarize([out, out])  # the same run twice: zero spread
+    assert "canonical + shortcut objective" in summary and "W1 energy, 1 step" in summary
+    canon_w1 = rows[next(n for n in rows if n.startswith("canonical ("))]["w1_energy"]
+    assert f"{canon_w1:.2f} ± 0.00" in summary
+
     if importlib.util.find_spec("matplotlib") is not None:
         plots = _load("plots")
         written = plots.make_plots(out, tmp_path / "img")

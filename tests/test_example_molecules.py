@@ -400,6 +400,7 @@ def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch)
     [
         TRAIN,
         SAMPLE,
+        ROOT / "examples" / "molecules" / "package_pretrained.py",
         *(
             ROOT / "benchmarks" / f"{name}.py"
             for name in (

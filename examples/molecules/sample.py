@@ -4,6 +4,7 @@ Examples:
     python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 1000 --steps 50
     python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 200 --steps 10 \
         --solver heun --out runs/quick/few_step
+    python examples/molecules/sample.py --pretrained qm9-canonflow-quick   # a shipped model
 
 The generator is rebuilt from the checkpoint alone (size histogram, categorical marginals,
 sampler defaults and feature layout travel in it), so sampling starts without loading or
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from symgen import pretrained
 from symgen.files import atomic_write_json
 from symgen.generators import SOLVERS
 from symgen.molecules import canonflow as cf
@@ -43,7 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train.py")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint.pt written by train.py")
+    source.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="a model shipped with symgen (symgen.pretrained; its SHA-256 is checked and it is "
+        "evaluated against its shipped reference, so no dataset is needed); an unknown name "
+        "lists the available ones",
+    )
     p.add_argument("--num", type=int, default=1000, help="number of molecules (default 1000)")
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -116,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             from symgen.molecules.evaluate import select_protocols
 
             select_protocols(args.protocol)  # a bad name fails before sampling, not after
+        checkpoint = (
+            pretrained.pretrained_path(args.pretrained) if args.pretrained else args.checkpoint
+        )
         gen, cfg, state = cf.load_generator(
-            args.checkpoint, ema=not args.no_ema, device=args.device, precision=args.precision
+            checkpoint, ema=not args.no_ema, device=args.device, precision=args.precision
         )
         gen.sampler = gen.sampler.replace(**{k: getattr(args, k) for k in SAMPLER_OPTIONS})
     except (FileNotFoundError, ValueError, ImportError) as err:
@@ -126,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     mols, rate = cf.sample_molecules(
         gen, args.num, seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress
     )
-    out = (
-        Path(args.out)
-        if args.out
-        else Path(args.checkpoint).parent / f"samples_{gen.sampler.steps}"
-    )
+    if args.out:
+        out = Path(args.out)
+    elif args.pretrained:
+        out = Path("runs") / "pretrained" / args.pretrained / f"samples_{gen.sampler.steps}"
+    else:
+        out = Path(args.checkpoint).parent / f"samples_{gen.sampler.steps}"
     from symgen.molecules import io as mio
 
     mio.write_sdf(mols, out / "samples.sdf")  # written first: a failed evaluation keeps them
@@ -138,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     status, reference = 0, None
     if not args.no_eval:
         try:
-            reference = cf.load_reference(cfg, progress=not args.no_progress)
+            if args.pretrained:
+                reference = pretrained.pretrained_reference(args.pretrained)
+            if reference is None:
+                reference = cf.load_reference(cfg, progress=not args.no_progress)
         except (FileNotFoundError, ValueError, ImportError) as err:
             cf.eprint(
                 f"error: the run's training data ({cfg.data}) cannot be loaded here, so the "

@@ -84,6 +84,7 @@ from symgen.priors import (
     Prior,
     ProductPrior,
 )
+from symgen.provenance import provenance
 from symgen.training import (
     ExponentialMovingAverage,
     Trainer,
@@ -120,6 +121,7 @@ __all__ = [
     "Reference",
     "sampling_record",
     "run_info",
+    "export_from_checkpoint",
 ]
 
 #: Folder of the named configurations shipped with the package.
@@ -732,8 +734,14 @@ def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
 
 
 def run_info(cfg: CanonFlowConfig, layout: FeatureLayout | None = None) -> dict[str, Any]:
-    """What a checkpoint records about the run (recipe, whole config, feature layout)."""
-    info = {"recipe": "canonflow", "config": dataclasses.asdict(cfg), "symgen": symgen.__version__}
+    """What a checkpoint records about the run (recipe, whole config, feature layout, and where
+    it ran: :func:`provenance`)."""
+    info = {
+        "recipe": "canonflow",
+        "config": dataclasses.asdict(cfg),
+        "symgen": symgen.__version__,
+        "provenance": provenance(cfg.device),
+    }
     if layout is not None:
         info["layout"] = _layout_dict(layout)
     return info
@@ -953,23 +961,68 @@ def export_sampling_checkpoint(
     """
     from symgen.training import save_checkpoint
 
-    shared: dict[tuple, torch.Tensor] = {}
     with trainer.averaged() as gen:
-        weights = {  # the extra state (size counts, marginals) stays in its own dtype
-            k: _cpu_copy(v, shared, None if k.endswith("_extra_state") else dtype)
-            for k, v in gen.state_dict().items()
-        }
-    payload = {
-        "format": SAMPLING_CHECKPOINT_FORMAT,
-        "weights": "ema",
-        "step": trainer.step,
-        "train_seconds": trainer.train_seconds,
-        "generator": weights,
-        "precision": trainer.precision,
-        "run": trainer.run_info,
-    }
+        payload = _sampling_payload(
+            gen,
+            step=trainer.step,
+            train_seconds=trainer.train_seconds,
+            precision=trainer.precision,
+            run=trainer.run_info,
+            dtype=dtype,
+        )
     save_checkpoint(path, payload)
     return payload
+
+
+def export_from_checkpoint(
+    checkpoint: str | Path,
+    path: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Any]:
+    """Write the sampling checkpoint of a training checkpoint file (its EMA weights) to ``path``.
+
+    Like :func:`export_sampling_checkpoint`, from a file instead of a live trainer. Returns the
+    payload written.
+    """
+    from symgen.training import save_checkpoint
+
+    gen, _, state = load_generator(checkpoint)
+    payload = _sampling_payload(
+        gen,
+        step=int(state["step"]),
+        train_seconds=float(state.get("train_seconds", float("nan"))),
+        precision=state.get("precision", "float32"),
+        run=state.get("run", {}),
+        dtype=dtype,
+    )
+    save_checkpoint(path, payload)
+    return payload
+
+
+def _sampling_payload(
+    gen: CanonicalGenerator,
+    *,
+    step: int,
+    train_seconds: float,
+    precision: str,
+    run: Mapping[str, Any],
+    dtype: torch.dtype,
+) -> dict[str, Any]:
+    shared: dict[tuple, torch.Tensor] = {}
+    weights = {  # the extra state (size counts, marginals) stays in its own dtype
+        k: _cpu_copy(v, shared, None if k.endswith("_extra_state") else dtype)
+        for k, v in gen.state_dict().items()
+    }
+    return {
+        "format": SAMPLING_CHECKPOINT_FORMAT,
+        "weights": "ema",
+        "step": step,
+        "train_seconds": train_seconds,
+        "generator": weights,
+        "precision": precision,
+        "run": dict(run),
+    }
 
 
 @torch.no_grad()
