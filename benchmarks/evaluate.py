@@ -24,8 +24,6 @@ Usage::
 """
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from symgen.molecules.elements import SYMBOLS
 from symgen.molecules.evaluate import available_protocols, evaluate
 from symgen.molecules.molecule import Molecule
 from symgen.molecules.qm9 import load_qm9_split
+from symgen.provenance import git_commit, machine_name
 
 #: EDM's published QM9 data row (Hoogeboom et al. 2022, Table 1 and 2; ``edm`` protocol).
 PUBLISHED_EDM_DATA_ROW = {"atom_stability": 0.990, "molecule_stability": 0.952, "validity": 0.977}
@@ -111,13 +110,7 @@ def _geometry_only(molecules: list[Molecule]) -> list[Molecule]:
 
 
 def _commit() -> str:
-    out = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    return out.stdout.strip() or "unknown"
+    return git_commit(Path(__file__).resolve().parents[1]) or "unknown"
 
 
 def _table(report, title: str) -> None:
@@ -162,7 +155,7 @@ def main(argv=None) -> int:
     progress = not args.no_progress
     results: dict = {
         "commit": _commit(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": machine_name(),
         "python": sys.version.split()[0],
         "protocols_installed": available_protocols(),
     }

@@ -20,7 +20,6 @@ machine, the process parses QM9 and canonicalizes it before training.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -148,19 +147,15 @@ def main() -> int:
         )
     if args.json:
         from symgen.files import atomic_write_json
+        from symgen.provenance import git_commit, machine_name
 
         atomic_write_json(
             args.json,
             {
                 "args": vars(args),
                 "results": results,
-                "machine": platform.processor() or platform.machine(),
-                "commit": subprocess.run(
-                    ["git", "rev-parse", "--short", "HEAD"],
-                    capture_output=True,
-                    text=True,
-                    cwd=Path(__file__).parent,
-                ).stdout.strip(),
+                "machine": machine_name(),
+                "commit": git_commit(Path(__file__).resolve().parents[1]),
             },
         )
     return 0

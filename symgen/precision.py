@@ -16,6 +16,8 @@ from typing import Literal
 
 import torch
 
+from symgen.provenance import cpuinfo
+
 __all__ = [
     "Precision",
     "PrecisionChoice",
@@ -39,15 +41,10 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 def cpu_flags() -> frozenset[str] | None:
     """The CPU's feature flags from ``/proc/cpuinfo`` (``None`` where there is no such file)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return frozenset(value.split())
-    except OSError:
+    info = cpuinfo()
+    if info is None:
         return None
-    return frozenset()
+    return frozenset(info.get("flags", info.get("Features", "")).split())
 
 
 def bfloat16_is_native(device: torch.device | str) -> bool:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "machine_name", "provenance"]
+__all__ = ["cpuinfo", "git_commit", "machine_name", "provenance"]
 
 
 def git_commit(root: str | os.PathLike[str] | None = None) -> str | None:
@@ -35,6 +35,24 @@ def git_commit(root: str | os.PathLike[str] | None = None) -> str | None:
     return rev.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def cpuinfo() -> dict[str, str] | None:
+    """The first processor's entries of ``/proc/cpuinfo`` (``None`` where there is no such
+    file, as outside Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if info:  # a blank line ends the first processor's block
+                break
+            continue
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
 def machine_name() -> str:
     """The processor's model name (from ``/proc/cpuinfo`` on Linux), else the architecture.
 
@@ -42,14 +60,8 @@ def machine_name() -> str:
         >>> isinstance(machine_name(), str) and len(machine_name()) > 0
         True
     """
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return name
+    name = (cpuinfo() or {}).get("model name")
+    return name or platform.processor() or platform.machine()
 
 
 def provenance(device: str = "cpu") -> dict[str, Any]:

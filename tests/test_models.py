@@ -313,13 +313,9 @@ def test_canon_transformer_permutation_equivariant_with_permuted_rank():
         assert not torch.allclose(net(S.act(g, x), T).node, S.act(g, net(x, T)).node, atol=1e-6)
 
 
-def test_canon_transformer_self_conditioning_and_pair_sums():
-    """Self-conditioning: the estimate changes the output, its padding is ignored, and a
-    wrongly shaped estimate or a network built without the option is refused."""
-    net = _net("canon_transformer", self_condition=True).double()
-    assert net.self_conditioning and not _net("canon_transformer").self_conditioning
-    x = _batch()
-    est = make_graph(
+def _estimate(x: GeometricGraph) -> GeometricGraph:
+    """A self-conditioning estimate shaped like the output for the batch ``x``."""
+    return make_graph(
         [4, 6, 2],
         max_nodes=7,
         num_types=NODE_OUT,
@@ -327,6 +323,15 @@ def test_canon_transformer_self_conditioning_and_pair_sums():
         seed=9,
         dtype=torch.float64,
     ).replace(mask=x.mask)
+
+
+def test_canon_transformer_self_conditioning_and_pair_sums():
+    """Self-conditioning: the estimate changes the output, its padding is ignored, and a
+    wrongly shaped estimate or a network built without the option is refused."""
+    net = _net("canon_transformer", self_condition=True).double()
+    assert net.self_conditioning and not _net("canon_transformer").self_conditioning
+    x = _batch()
+    est = _estimate(x)
     with torch.no_grad():
         plain, with_est = net(x, T), net(x, T, cond=est)
         garbage = est.replace(pos=torch.where(x.mask[..., None], est.pos, 99.0))
@@ -346,14 +351,7 @@ def test_egnn_self_conditioning_stays_equivariant():
     net = _net("egnn", self_condition=True).double()
     assert net.self_conditioning and not _net("egnn").self_conditioning
     x = _with_garbage_padding(_batch(), seed=4)
-    est = make_graph(
-        [4, 6, 2],
-        max_nodes=7,
-        num_types=NODE_OUT,
-        edge_features=EDGE_OUT,
-        seed=9,
-        dtype=torch.float64,
-    ).replace(mask=x.mask)
+    est = _estimate(x)
     G = permutation_rigid_group(translation_scale=1.0)
     real = x.mask[..., None]
     pair = (x.mask[:, :, None] & x.mask[:, None, :])[..., None]

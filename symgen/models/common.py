@@ -24,6 +24,7 @@ __all__ = [
     "symmetrize_pairs",
     "zero_padding_inputs",
     "check_inputs",
+    "check_estimate",
     "make_output",
     "mlp",
     "rank_positions",
@@ -183,6 +184,26 @@ def check_inputs(x: GeometricGraph, t: Tensor, node_in: int, edge_in: int, who: 
             f"{who}: time must have shape (b,) = ({x.batch_size},), got {tuple(t.shape)}"
         )
     return t.to(dtype=x.dtype, device=x.device)
+
+
+def check_estimate(
+    cond: GeometricGraph, x: GeometricGraph, node_out: int, enabled: bool, who: str
+) -> GeometricGraph:
+    """Validate a self-conditioning estimate against the input and the network's output width;
+    return it with zero padding.
+
+    Raises:
+        ValueError: the network was built without self-conditioning (``enabled`` false), or the
+            estimate's positions or node width differ from the output's.
+    """
+    if not enabled:
+        raise ValueError(f"this {who} was built without self_condition=True")
+    if cond.pos.shape != x.pos.shape or cond.node.shape[-1] != node_out:
+        raise ValueError(
+            f"cond must be shaped like the output: positions {tuple(x.pos.shape)} and "
+            f"{node_out} node channels, got {tuple(cond.pos.shape)} and {cond.node.shape[-1]}"
+        )
+    return cond.zero_padding()
 
 
 def zero_padding_inputs(x: GeometricGraph) -> GeometricGraph:

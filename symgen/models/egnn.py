@@ -16,6 +16,7 @@ from symgen.masking import masked_center
 from symgen.models.common import (
     GaussianBasis,
     RealPairs,
+    check_estimate,
     check_inputs,
     make_output,
     mlp,
@@ -203,9 +204,7 @@ class EGNN(nn.Module):
             edge = x.edge.reshape(b * n * n, -1)[pairs.flat]
         else:
             edge = pos0.new_zeros(pairs.dst.shape[0], 0)
-        if cond is not None and not cfg.self_condition:
-            raise ValueError("this EGNN was built without self_condition=True")
-        if cfg.self_condition:
+        if cfg.self_condition or cond is not None:
             h, estimate_pairs = self._estimate_features(x, cond, pairs, h)
             edge = torch.cat([edge, estimate_pairs], -1)
         pos = pos0
@@ -231,16 +230,9 @@ class EGNN(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """The estimate's invariant node embedding (added to ``h``) and pair features."""
         cfg = self.config
-        width = 1 + cfg.edge_out
         if cond is None:
-            return h, h.new_zeros(pairs.dst.shape[0], width)
-        if cond.pos.shape != x.pos.shape or cond.node.shape[-1] != cfg.node_out:
-            raise ValueError(
-                f"cond must be shaped like the output: positions {tuple(x.pos.shape)} and "
-                f"{cfg.node_out} node channels, got {tuple(cond.pos.shape)} and "
-                f"{cond.node.shape[-1]}"
-            )
-        c = cond.zero_padding()
+            return h, h.new_zeros(pairs.dst.shape[0], 1 + cfg.edge_out)
+        c = check_estimate(cond, x, cfg.node_out, cfg.self_condition, "EGNN")
         b, n = x.batch_size, x.max_nodes
         h = h + self.sc_node(c.node).reshape(b * n, -1)
         p = c.pos.reshape(b * n, 3)

@@ -18,6 +18,7 @@ from symgen.masking import masked_center
 from symgen.models.common import (
     GaussianBasis,
     TimeEmbedding,
+    check_estimate,
     check_inputs,
     make_output,
     mlp,
@@ -311,15 +312,7 @@ class CanonTransformer(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Embed a self-conditioning estimate into the tokens and the pair representation."""
         cfg = self.config
-        if not cfg.self_condition:
-            raise ValueError("this CanonTransformer was built without self_condition=True")
-        if cond.pos.shape != x.pos.shape or cond.node.shape[-1] != cfg.node_out:
-            raise ValueError(
-                f"cond must be shaped like the output: positions {tuple(x.pos.shape)} and "
-                f"{cfg.node_out} node channels, got {tuple(cond.pos.shape)} and "
-                f"{cond.node.shape[-1]}"
-            )
-        c = cond.zero_padding()
+        c = check_estimate(cond, x, cfg.node_out, cfg.self_condition, "CanonTransformer")
         h = h + self.sc_pos(c.pos) + self.sc_node(c.node)
         d = torch.sqrt(((c.pos[:, :, None, :] - c.pos[:, None, :, :]) ** 2).sum(-1) + 1e-12)
         pair = pair + self.sc_dist(self.rbf(d))
