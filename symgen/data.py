@@ -6,6 +6,9 @@
 * :class:`GraphStore` — ``N`` graphs stored back to back as tensors (nodes in ``(A, ·)``
   arrays, edges as per-graph ``k × k`` blocks), with optional per-graph and per-node extras;
   validated once when built or loaded, then batched without further checks; saved atomically.
+* :class:`GraphsWithContext` — a source whose graphs carry per-graph targets
+  (:class:`~symgen.conditioning.Context`), which the training loop passes to a conditional
+  generator's loss; :func:`batch_context` reads them from any source that has them.
 * :func:`canonicalize_store` — every graph mapped once through a canonicalizer, as tensors:
   the representatives, the group elements (the group's own tensor description), the margins
   and flags.
@@ -30,6 +33,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from symgen.canon.base import Canonicalizer
+from symgen.conditioning import Context, ContextError
 from symgen.files import atomic_write
 from symgen.groups import Group
 from symgen.masking import pair_mask, prefix_mask
@@ -38,6 +42,8 @@ from symgen.state import GeometricGraph
 __all__ = [
     "GraphSource",
     "PaddedGraphs",
+    "GraphsWithContext",
+    "batch_context",
     "GraphStore",
     "STORE_FORMAT",
     "canonicalize_store",
@@ -93,6 +99,75 @@ class PaddedGraphs:
     def batch(self, indices: Tensor) -> GeometricGraph:
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.graphs.device)
         return self.graphs.index(idx).trim()
+
+
+class GraphsWithContext:
+    """A :class:`GraphSource` whose graphs carry per-graph targets for conditional training.
+
+    ``batch(indices)`` is the wrapped source's; ``context(indices)`` returns the targets of the
+    same graphs as a :class:`~symgen.conditioning.Context` (``mask`` marks which targets are
+    known; default all). The training loop passes it to the generator's ``loss``.
+
+    Args:
+        source: the graphs (any :class:`GraphSource`, or a padded :class:`GeometricGraph`).
+        values: ``(N, c)`` target values, one row per graph, as the model sees them (normalized).
+        mask: ``(N, c)`` boolean, ``True`` where a target is known (default: all).
+
+    Raises:
+        ContextError: rows that do not match the number of graphs, or non-finite known values.
+
+    Examples:
+        >>> x = GeometricGraph(torch.zeros(3, 2, 3), torch.zeros(3, 2, 1),
+        ...                    torch.ones(3, 2, dtype=torch.bool))
+        >>> src = GraphsWithContext(x, torch.tensor([[0.5], [1.5], [2.5]]))
+        >>> src.context(torch.tensor([2, 0])).values.tolist()
+        [[2.5], [0.5]]
+    """
+
+    def __init__(
+        self,
+        source: "GraphSource | GeometricGraph",
+        values: Tensor,
+        mask: Tensor | None = None,
+    ) -> None:
+        self.source = PaddedGraphs(source) if isinstance(source, GeometricGraph) else source
+        values = torch.as_tensor(values).cpu()
+        if not values.is_floating_point():
+            values = values.to(torch.get_default_dtype())
+        mask = torch.ones_like(values, dtype=torch.bool) if mask is None else mask.cpu()
+        ctx = Context(values, mask)  # checks shapes and dtypes
+        if ctx.batch_size != len(self.source):
+            raise ContextError(
+                f"{ctx.batch_size} context rows for {len(self.source)} graphs (one row per graph)"
+            )
+        ctx.check(ctx.batch_size, ctx.width)
+        self._context = ctx
+
+    @property
+    def width(self) -> int:
+        """Number of targets per graph."""
+        return self._context.width
+
+    @property
+    def num_nodes(self) -> Tensor:
+        return self.source.num_nodes
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def batch(self, indices: Tensor) -> GeometricGraph:
+        return self.source.batch(indices)
+
+    def context(self, indices: Tensor) -> Context:
+        """The targets of the graphs ``indices``, in that order."""
+        return self._context.index(torch.as_tensor(indices, dtype=torch.long).cpu())
+
+
+def batch_context(source: object, indices: Tensor) -> Context | None:
+    """``source.context(indices)`` for a source with targets (e.g. :class:`GraphsWithContext`),
+    else ``None``."""
+    read = getattr(source, "context", None)
+    return read(indices) if callable(read) else None
 
 
 def _ragged_index(offsets: Tensor, counts: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:

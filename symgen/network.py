@@ -5,7 +5,12 @@ from typing import Protocol, runtime_checkable
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
 
-__all__ = ["GraphNetwork", "supports_self_conditioning", "supports_step_size"]
+__all__ = [
+    "GraphNetwork",
+    "context_width",
+    "supports_self_conditioning",
+    "supports_step_size",
+]
 
 
 @runtime_checkable
@@ -28,6 +33,11 @@ class GraphNetwork(Protocol):
     ``step_size_input`` is ``True`` also accepts ``net(x_t, t, d=d)`` with a per-graph step size
     ``d`` in [0, 1]; ``d = 0`` asks for the instantaneous velocity, ``d > 0`` for the average
     velocity over ``[t, t + d]`` (shortcut models). See :func:`supports_step_size`.
+
+    Context (optional, for conditional generation): a network whose attribute ``context_dim``
+    is a positive ``c`` also accepts ``net(x_t, t, context=ctx)`` with a
+    :class:`~symgen.conditioning.Context` of ``c`` targets per graph; an all-masked context
+    (or ``context=None``) asks for the unconditional prediction. See :func:`context_width`.
     """
 
     def __call__(self, x: GeometricGraph, t: PerGraph) -> GeometricGraph: ...
@@ -51,3 +61,14 @@ def supports_step_size(net: object) -> bool:
         False
     """
     return bool(getattr(net, "step_size_input", False))
+
+
+def context_width(net: object) -> int:
+    """How many context targets ``net`` accepts through ``net(x_t, t, context=...)`` (its
+    ``context_dim``; 0: none).
+
+    Examples:
+        >>> context_width(object())
+        0
+    """
+    return int(getattr(net, "context_dim", 0) or 0)

@@ -463,3 +463,68 @@ def test_checkpoint_configs_old_and_unknown(tmp_path):
     path = checkpoint("future", warp_drive=1)
     with pytest.raises(ValueError, match="warp_drive"):
         cf.load_generator(path)
+
+
+def test_conditional_run_samples_with_a_condition(tmp_path, cache):
+    """A run with --condition alpha,gap trains on the second half with the targets, stores
+    their statistics in the checkpoint, and sample.py conditions on values in physical units;
+    bad conditions fail with exit status 2 and a message naming the model's properties."""
+    from symgen.molecules import canonflow as cf
+
+    run_dir = tmp_path / "cond"
+    proc = _run(
+        [
+            str(TRAIN),
+            *TINY,
+            "--max-steps",
+            "3",
+            "--ckpt-every",
+            "3",
+            "--condition",
+            "alpha,gap",
+            "--train-half",
+            "second",
+            "--cache-dir",
+            str(cache),
+            "--out-dir",
+            str(run_dir),
+        ],
+        cache,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    gen, cfg, _ = cf.load_generator(run_dir / "checkpoint.pt")
+    context = cf.property_context(gen)
+    assert context is not None and context.names == ("alpha", "gap")
+    assert gen.context_dim == 2 and cfg.train_half == "second"
+    # the statistics and the size histogram describe the same molecules: the second half
+    assert int(context.size_counts.sum()) == int(gen.size_probs.sum()) < 200
+    out = tmp_path / "cond_samples"
+    args = [
+        str(SAMPLE),
+        "--checkpoint",
+        str(run_dir / "checkpoint.pt"),
+        "--num",
+        "4",
+        "--steps",
+        "2",
+        "--no-progress",
+        "--no-eval",
+        "--out",
+        str(out),
+    ]
+    proc = _run([*args, "--condition", "alpha=70,gap=6000", "--guidance", "2"], cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "conditioning on alpha = 70 Bohr^3, gap = 6000 meV" in proc.stderr
+    record = json.loads((out / "sampling.json").read_text())
+    assert record["condition"] == "alpha=70,gap=6000" and record["guidance"] == 2.0
+    for bad, message in (
+        ("mu=1", "not conditioned on 'mu'; its properties: alpha, gap"),
+        ("alpha=x", "'x' is not a number"),
+        ("alpha", "is not name=value"),
+    ):
+        proc = _run([*args, "--condition", bad], cache)
+        assert proc.returncode == 2 and message in proc.stderr, (bad, proc.stderr[-500:])
+    proc = _run([*args, "--guidance", "2"], cache)
+    assert proc.returncode == 2 and "--guidance needs --condition" in proc.stderr
+    proc = _run([str(TRAIN), *TINY, "--condition", "beta", "--out-dir", str(tmp_path / "x")], cache)
+    assert proc.returncode == 2 and "unknown QM9 properties ['beta']" in proc.stderr

@@ -9,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from symgen.conditioning import Context, ContextError
 from symgen.groups import SO3, SymmetricGroup, permutation_rigid_group
 from symgen.masking import masked_center, masked_mean
 from symgen.models import (
@@ -371,6 +372,40 @@ def test_egnn_self_conditioning_stays_equivariant():
         net(x, T, cond=est.replace(node=est.node[..., :2]))
     with pytest.raises(ValueError, match="without self_condition"):
         _net("egnn").double()(x, T, cond=est)
+
+
+@pytest.mark.parametrize("name", ["canon_transformer", "egnn"])
+def test_context_input(name):
+    """A context changes the prediction; ``None`` is the all-masked context; a network built
+    without context refuses one; the EGNN stays S_n x SE(3)-equivariant with a context (it
+    enters as an invariant)."""
+    net = _net(name, context_dim=2).double()
+    assert net.context_dim == 2 and _net(name).context_dim == 0
+    x = _with_garbage_padding(_batch(), seed=5)
+    real = x.mask[..., None]
+    ctx = Context(
+        torch.tensor([[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]], dtype=torch.float64),
+        torch.tensor([[True, True], [True, False], [False, True]]),
+    )
+    with torch.no_grad():
+        out = net(x, T, context=ctx)
+        plain = net(x, T)
+        torch.testing.assert_close(plain.pos, net(x, T, context=ctx.unconditional()).pos)
+        assert not torch.allclose(out.pos * real, plain.pos * real)
+        # a masked target's value is ignored: only given values enter
+        other = Context(ctx.values.masked_fill(~ctx.mask, 123.0), ctx.mask)
+        torch.testing.assert_close(net(x, T, context=other).pos, out.pos)
+        if name == "egnn":
+            G = permutation_rigid_group(translation_scale=1.0)
+            for g in G.testing_elements(x):
+                moved = net(G.act(g, x), T, context=ctx)
+                torch.testing.assert_close(moved.pos * real, G.act_on_vectors(g, out).pos * real)
+    with pytest.raises(ValueError, match="takes no context"):
+        _net(name).double()(x, T, context=ctx)
+    with pytest.raises(ContextError, match="built for 2"):
+        net(x, T, context=Context.full(torch.ones(3, 3, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="context_dim must be >= 0"):
+        _net(name, context_dim=-1)
 
 
 def test_canon_transformer_rank_shape_error():

@@ -5,6 +5,8 @@ Examples:
     python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 200 --steps 10 \
         --solver heun --out runs/quick/few_step
     python examples/molecules/sample.py --pretrained qm9-canonflow-quick   # a shipped model
+    python examples/molecules/sample.py --checkpoint runs/cond/checkpoint.pt \
+        --condition "alpha=70,gap=6000" --guidance 1.5    # a model trained with --condition
 
 The generator is rebuilt from the checkpoint alone (size histogram, categorical marginals,
 sampler defaults and feature layout travel in it), so sampling starts without loading or
@@ -20,12 +22,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from symgen import pretrained
 from symgen.files import atomic_write_json
-from symgen.generators import SOLVERS
+from symgen.generators import SOLVERS, CanonicalGenerator
 from symgen.molecules import canonflow as cf
+from symgen.molecules.property_context import parse_targets
 
 #: Sampler settings of the checkpoint that command-line flags may override.
 SAMPLER_OPTIONS = (
@@ -108,9 +112,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="evaluation protocols (default: every one whose extra is installed; see "
         "python -m symgen.molecules.evaluate --help)",
     )
+    p.add_argument(
+        "--condition",
+        default=None,
+        metavar="NAME=VALUE,...",
+        help="target properties of a conditional model in their units (alpha Bohr^3; gap, homo, "
+        "lumo meV; mu D; Cv cal/(mol K)), the same for every molecule; sizes follow p(n | "
+        "targets)",
+    )
+    p.add_argument(
+        "--guidance", type=float, default=None, help="classifier-free guidance (default: the run's)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
+
+
+def condition_targets(gen: CanonicalGenerator, args: argparse.Namespace) -> np.ndarray | None:
+    """The ``(num, c)`` targets of ``--condition`` (``None`` without it).
+
+    Raises:
+        ValueError: a condition for an unconditional model, or a bad condition (names the
+            model's properties), or ``--guidance`` without a condition.
+    """
+    context = cf.property_context(gen)
+    if args.condition is None:
+        if args.guidance is not None:
+            raise ValueError("--guidance needs --condition")
+        return None
+    if context is None:
+        raise ValueError("--condition needs a model trained with condition=...; this one is not")
+    row = parse_targets(args.condition, context.names)
+    given = ", ".join(
+        f"{n} = {v:g} {u}" for n, v, u in zip(context.names, row, context.units) if v == v
+    )
+    cf.eprint(f"conditioning on {given}")
+    return np.tile(row, (args.num, 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,11 +170,18 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint, ema=not args.no_ema, device=args.device, precision=args.precision
         )
         gen.sampler = gen.sampler.replace(**{k: getattr(args, k) for k in SAMPLER_OPTIONS})
+        targets = condition_targets(gen, args)
     except (FileNotFoundError, ValueError, ImportError) as err:
         cf.eprint(f"error: {err}")
         return 2
     mols, rate = cf.sample_molecules(
-        gen, args.num, seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress
+        gen,
+        args.num,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        targets=targets,
+        guidance=args.guidance,
     )
     if args.out:
         out = Path(args.out)
@@ -186,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         total_seconds=time.perf_counter() - t_start,
     )
+    if targets is not None:
+        record["condition"] = args.condition
+        record["guidance"] = args.guidance if args.guidance is not None else cf.guidance_of(gen)
     atomic_write_json(out / "sampling.json", record)
     print(
         f"{args.num} molecules in {args.num / rate:.1f} s: {rate:.1f} molecules/s "

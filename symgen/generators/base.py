@@ -9,9 +9,15 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from symgen.conditioning import Context
 from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.masking import masked_center, node_weights, pair_mask, per_graph_mean
-from symgen.network import GraphNetwork, supports_self_conditioning, supports_step_size
+from symgen.network import (
+    GraphNetwork,
+    context_width,
+    supports_self_conditioning,
+    supports_step_size,
+)
 from symgen.precision import Precision, check_precision, network_autocast
 from symgen.priors import Prior
 from symgen.shapes import EdgeFeatures, NodeMask, PerGraph
@@ -119,6 +125,7 @@ class NetworkAdapter(torch.nn.Module):
         self.precision = precision
         self.self_conditioning = supports_self_conditioning(model)
         self.step_size_input = supports_step_size(model)
+        self.context_dim = context_width(model)
         self._compiled: Any = None
 
     @property
@@ -154,9 +161,18 @@ class NetworkAdapter(torch.nn.Module):
         cond: GeometricGraph | None = None,
         *,
         d: PerGraph | None = None,
+        context: Context | None = None,
     ) -> GeometricGraph:
         model = self.model if self._compiled is None else self._compiled
         kwargs: dict[str, Any] = {} if cond is None else {"cond": cond}
+        if context is not None:
+            if self.context_dim == 0:
+                raise ValueError(
+                    f"{type(self.model).__name__} takes no context (its context_dim is 0): "
+                    "conditional generation needs one, e.g. CanonTransformer(context_dim=c)"
+                )
+            context.check(x.batch_size, self.context_dim, values=False)
+            kwargs["context"] = context.to(dtype=x.dtype)
         if d is not None:
             if not self.step_size_input:
                 raise ValueError(
@@ -186,6 +202,9 @@ class Process(ABC):
     * ``sample(model, prior, template, options)``: integrates from a prior draw shaped like
       ``template`` to data with the sampler settings ``options`` (solver, steps, time grid,
       token temperature and re-noising), chosen at sampling time;
+    * both take an optional per-graph :class:`~symgen.conditioning.Context`, passed to the
+      network as ``context=``; ``sample`` mixes conditional and unconditional outputs with the
+      classifier-free ``guidance`` scale (:func:`~symgen.conditioning.guide`);
     * ``check_prior(prior)``: raises ``ValueError`` when the prior's channels
       (:attr:`~symgen.priors.Prior.channels`) do not fit the process.
 
@@ -208,8 +227,9 @@ class Process(ABC):
         x1: GeometricGraph,
         *,
         generator: torch.Generator | None = None,
+        context: Context | None = None,
     ) -> LossOutput:
-        """Training loss for coupled prior/data batches."""
+        """Training loss for coupled prior/data batches (conditioned on ``context``)."""
 
     @abstractmethod
     def sample(
@@ -221,8 +241,11 @@ class Process(ABC):
         *,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        context: Context | None = None,
+        guidance: float = 1.0,
     ) -> GeometricGraph:
-        """Integrate from a prior sample shaped like ``template`` to a data sample."""
+        """Integrate from a prior sample shaped like ``template`` to a data sample
+        (conditioned on ``context``, with classifier-free guidance scale ``guidance``)."""
 
     @abstractmethod
     def check_prior(self, prior: Prior) -> None:
@@ -239,14 +262,19 @@ class Generator(ABC):
     * ``sample(template_or_sizes, steps=..., solver=..., ...)`` draws new graphs: the
       template's mask (and feature widths), a list of sizes, or a number of graphs fixes the
       number of nodes of each sample; the sampler settings not given take the generator's
-      defaults (:class:`~symgen.generators.SamplerOptions`).
+      defaults (:class:`~symgen.generators.SamplerOptions`);
+    * conditional generators take a per-graph :class:`~symgen.conditioning.Context` in both.
     """
 
     @abstractmethod
     def loss(
-        self, batch: GeometricGraph, *, generator: torch.Generator | None = None
+        self,
+        batch: GeometricGraph,
+        *,
+        generator: torch.Generator | None = None,
+        context: Context | None = None,
     ) -> LossOutput:
-        """Training loss on a data batch."""
+        """Training loss on a data batch (with its per-graph targets, for conditional models)."""
 
     @abstractmethod
     def sample(
@@ -262,5 +290,8 @@ class Generator(ABC):
         generator: torch.Generator | None = None,
         progress: bool = False,
         precision: Precision | None = None,
+        context: Context | None = None,
+        guidance: float = 1.0,
     ) -> GeometricGraph:
-        """Draw samples shaped like the template (or with the given sizes, or this many)."""
+        """Draw samples shaped like the template (or with the given sizes, or this many),
+        conditioned on ``context`` with classifier-free guidance scale ``guidance``."""

@@ -1,5 +1,6 @@
 """CanonicalGenerator: canonicalizer, prior, coupling, process and network; symmetrized sampling."""
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -8,15 +9,16 @@ from jaxtyping import Int
 from torch import Tensor
 
 from symgen.canon.base import Canonicalizer
+from symgen.conditioning import Context, ContextError, drop_context
 from symgen.couplings import Coupling, IndependentCoupling
 from symgen.generators.base import Generator, LossOutput, NetworkAdapter, Process
 from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.groups import Group, Permutation, SymmetricGroup, random_permutation
 from symgen.masking import masked_center, prefix_mask
-from symgen.network import GraphNetwork, supports_self_conditioning
+from symgen.network import GraphNetwork, context_width, supports_self_conditioning
 from symgen.precision import Precision
 from symgen.priors import Prior
-from symgen.state import GeometricGraph
+from symgen.state import GeometricGraph, is_strict_validation
 
 __all__ = ["CanonicalGenerator", "size_histogram"]
 
@@ -72,6 +74,19 @@ class CanonicalGenerator(Generator, torch.nn.Module):
     :attr:`precision` (``"float32"``, or ``"bfloat16"`` autocast with float32 weights, for
     training and sampling alike).
 
+    Conditioning (``context_dim = c > 0``, the network must take ``context=`` with the same
+    width): :meth:`loss` and :meth:`sample` take a per-graph
+    :class:`~symgen.conditioning.Context` of ``c`` targets (``None``: no target given). Training
+    masks whole contexts with probability ``context_dropout`` and single targets with
+    ``target_dropout`` (:func:`~symgen.conditioning.drop_context`), so one network learns the
+    conditional and the unconditional model; sampling mixes them with the classifier-free
+    ``guidance`` scale (1: conditional, 0: unconditional). The context is a property of the
+    whole graph: the canonicalizer and the symmetrizing group element never touch it, so the
+    conditional distribution is invariant under the group exactly as the unconditional one.
+    With :class:`~symgen.couplings.MinibatchOTCoupling` the noise is paired to the data without
+    looking at the context, which makes the noise of a graph slightly dependent on its context
+    within a batch; :class:`~symgen.couplings.IndependentCoupling` avoids this.
+
     State: besides the network weights, :meth:`state_dict` carries the size histogram, the
     prior's fitted parameters (e.g. categorical marginals), the sampler defaults and free-form
     ``metadata`` (e.g. the featurization), so that a generator rebuilt with the same
@@ -109,6 +124,9 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         sampler: SamplerOptions | None = None,
         metadata: Mapping[str, Any] | None = None,
         precision: Precision = "float32",
+        context_dim: int = 0,
+        context_dropout: float = 0.1,
+        target_dropout: float = 0.0,
     ) -> None:
         torch.nn.Module.__init__(self)
         if canonicalizer is not None and augment_group is not None:
@@ -123,6 +141,19 @@ class CanonicalGenerator(Generator, torch.nn.Module):
                 f"{process!r} uses self-conditioning but the network does not accept cond= "
                 "(e.g. build CanonTransformer with self_condition=True)"
             )
+        if context_dim < 0:
+            raise ValueError(f"context_dim must be >= 0, got {context_dim}")
+        if context_width(model) != context_dim:
+            raise ValueError(
+                f"context_dim={context_dim} but the network takes {context_width(model)} context "
+                "targets (build it with the same context_dim)"
+            )
+        for name, p in (("context_dropout", context_dropout), ("target_dropout", target_dropout)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        self.context_dim = int(context_dim)
+        self.context_dropout = float(context_dropout)
+        self.target_dropout = float(target_dropout)
         self.canonicalizer = canonicalizer
         self.prior = prior
         self.coupling = coupling if coupling is not None else IndependentCoupling()
@@ -198,16 +229,66 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             x = x.replace(pos=masked_center(x.pos, x.mask))
         return x
 
+    def check_context(
+        self, context: Context | None, batch_size: int, *, values: bool = True
+    ) -> Context | None:
+        """``context`` checked against the model and a batch of ``batch_size`` graphs
+        (:class:`~symgen.conditioning.ContextError` naming the problem); ``None`` stays ``None``
+        for an unconditional model and becomes the all-masked context for a conditional one."""
+        if self.context_dim == 0:
+            if context is not None:
+                raise ContextError(
+                    "this generator is unconditional (context_dim=0) but a context was given"
+                )
+            return None
+        if context is None:
+            _, device = self._network_dtype_device()
+            return Context.empty(batch_size, self.context_dim, device=device)
+        if not isinstance(context, Context):
+            raise ContextError(f"context must be a symgen Context, got {type(context).__name__}")
+        context.check(batch_size, self.context_dim, values=values)
+        return context
+
     def loss(
-        self, batch: GeometricGraph, *, generator: torch.Generator | None = None
+        self,
+        batch: GeometricGraph,
+        *,
+        generator: torch.Generator | None = None,
+        context: Context | None = None,
     ) -> LossOutput:
-        """Flow-matching / diffusion loss of the (canonicalized) batch; see the class docstring."""
+        """Flow-matching / diffusion loss of the (canonicalized) batch; see the class docstring.
+
+        ``context``: the batch's targets (conditional models); dropped at random as set by
+        ``context_dropout`` and ``target_dropout``.
+        """
+        ctx = self.check_context(context, batch.batch_size, values=is_strict_validation())
         x1 = self.prepare(batch, generator=generator)
         x0 = self.prior.sample(x1, generator=generator)
         coupled = self.coupling.couple(x0, x1, generator=generator)
-        return self.process.loss(self.network, coupled.x0, coupled.x1, generator=generator)
+        if ctx is None:
+            return self.process.loss(self.network, coupled.x0, coupled.x1, generator=generator)
+        ctx = drop_context(
+            ctx.to(device=x1.device).index(coupled.target_index),
+            self.context_dropout,
+            self.target_dropout,
+            generator=generator,
+        )
+        return self.process.loss(
+            self.network, coupled.x0, coupled.x1, generator=generator, context=ctx
+        )
 
     # ------------------------------------------------------------------ sampling
+    def _network_dtype_device(self) -> tuple[torch.dtype, torch.device]:
+        """The network's parameter dtype and device (defaults for a parameter-free network)."""
+        ref = (
+            next(iter(self.model.parameters()), None)
+            if isinstance(self.model, torch.nn.Module)
+            else None
+        )
+        if ref is None:
+            return torch.get_default_dtype(), torch.device("cpu")
+        return ref.dtype, ref.device
+
     def _template(
         self, spec: GeometricGraph | Sequence[int] | Tensor | int, generator: torch.Generator | None
     ) -> GeometricGraph:
@@ -231,13 +312,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             raise ValueError(
                 "sampling from sizes needs node_dim (and edge_dim if graphs have edges)"
             )
-        ref = (
-            next(iter(self.model.parameters()), None)
-            if isinstance(self.model, torch.nn.Module)
-            else None
-        )
-        dtype = ref.dtype if ref is not None else torch.get_default_dtype()
-        device = ref.device if ref is not None else torch.device("cpu")
+        dtype, device = self._network_dtype_device()
         b, n = counts.numel(), int(counts.max())
         mask = prefix_mask(counts.to(device), n)
         edge = (
@@ -267,6 +342,8 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         progress: bool = False,
         precision: Precision | None = None,
         symmetrize: bool | None = None,
+        context: Context | None = None,
+        guidance: float = 1.0,
     ) -> GeometricGraph:
         """Draw graphs, symmetrized and centred.
 
@@ -280,6 +357,10 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             progress: show a progress bar over the solver steps.
             precision: the network's precision for this call (default: :attr:`precision`).
             symmetrize: ``False`` returns the raw canonical-slice samples (for diagnostics).
+            context: per-graph targets, one row per sample (conditional models; ``None``:
+                unconditional).
+            guidance: classifier-free guidance scale ``w``: outputs ``u + w (c - u)`` from the
+                conditional ``c`` and unconditional ``u`` predictions (1: conditional only).
         """
         options = self.sampler.replace(
             steps=steps,
@@ -290,11 +371,23 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             final_tokens=final_tokens,
         )
         template = self._template(template_or_sizes, generator)
+        ctx = self.check_context(context, template.batch_size)
+        if ctx is not None:
+            ctx = ctx.to(device=template.device)
+        if not math.isfinite(guidance):
+            raise ValueError(f"guidance must be a finite number, got {guidance}")
         default = self.precision
         self.precision = default if precision is None else precision
         try:
+            extra: dict[str, Any] = {} if ctx is None else {"context": ctx, "guidance": guidance}
             x = self.process.sample(
-                self.network, self.prior, template, options, generator=generator, progress=progress
+                self.network,
+                self.prior,
+                template,
+                options,
+                generator=generator,
+                progress=progress,
+                **extra,
             )
         finally:
             self.precision = default

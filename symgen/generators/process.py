@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from symgen.conditioning import Context, guide
 from symgen.generators.base import (
     LossOutput,
     Process,
@@ -244,10 +245,17 @@ class AffineProcess(Process):
         t: PerGraph,
         cond: GeometricGraph | None = None,
         d: PerGraph | None = None,
+        context: Context | None = None,
+        guidance: float = 1.0,
     ) -> Prediction:
-        """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond`` and,
-        for few-step objectives, the step size ``d``)."""
-        step: dict[str, Tensor] = {}
+        """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond``,
+        for few-step objectives the step size ``d``, and the per-graph ``context``).
+
+        With a context and ``guidance != 1`` the network runs twice, with the context and with
+        it masked out, and the raw outputs (velocities or other regression outputs, logits) are
+        mixed as ``u + w (c - u)`` (classifier-free guidance).
+        """
+        step: dict[str, object] = {}
         if d is not None:
             if not supports_step_size(model):
                 raise ValueError(
@@ -263,9 +271,22 @@ class AffineProcess(Process):
                 )
             if cond is None:  # "no estimate yet" is an all-zero estimate (Chen et al. 2023)
                 cond = x.map(torch.zeros_like)
-            raw = model(x, t, cond=cond, **step)  # type: ignore[call-arg]
-        else:
+            step["cond"] = cond
+        if context is None:
             raw = model(x, t, **step)  # type: ignore[call-arg]
+        else:
+            raw = model(x, t, context=context, **step)  # type: ignore[call-arg]
+            if guidance != 1.0:
+                uncond = model(x, t, context=context.unconditional(), **step)  # type: ignore[call-arg]
+                check_prediction(uncond, x)
+                raw = GeometricGraph.unchecked(
+                    guide(raw.pos, uncond.pos, guidance),
+                    guide(raw.node, uncond.node, guidance),
+                    raw.mask,
+                    None
+                    if raw.edge is None or uncond.edge is None
+                    else guide(raw.edge, uncond.edge, guidance),
+                )
         check_prediction(raw, x)
         return Prediction(raw, x, t, self.schedule, self.prediction, self.layout, floor=self.floor)
 
@@ -301,6 +322,7 @@ class AffineProcess(Process):
         x1: GeometricGraph,
         *,
         generator: torch.Generator | None = None,
+        context: Context | None = None,
     ) -> LossOutput:
         if self.spec is not None:
             self.spec.check(x1)
@@ -317,12 +339,14 @@ class AffineProcess(Process):
             coin = torch.rand((), generator=generator, dtype=torch.float64, device=x1.device)
             if float(coin) < 0.5:
                 with torch.no_grad():
-                    cond = self.estimate(self.predict(model, xt, t, None, d))
-        raw = self.predict(model, xt, t, cond, d).raw
+                    cond = self.estimate(self.predict(model, xt, t, None, d, context))
+        raw = self.predict(model, xt, t, cond, d, context).raw
         target = regression_target(self.prediction, self.schedule, x0, x1, t)
         if chosen is not None and len(chosen):
             assert d is not None
-            target = self._with_shortcut_targets(model, target, x0, x1, xt, t, d, chosen, generator)
+            target = self._with_shortcut_targets(
+                model, target, x0, x1, xt, t, d, chosen, generator, context
+            )
         mask, c = x1.mask, self.layout.token_columns
         terms: dict[str, Tensor] = {"pos": masked_node_mse(raw.pos, target.pos, mask)}
         node_terms = []
@@ -395,6 +419,7 @@ class AffineProcess(Process):
         d: PerGraph,
         *,
         generator: torch.Generator | None = None,
+        context: Context | None = None,
     ) -> GeometricGraph:
         """The self-consistency target: the mean velocity of two half steps (no gradient).
 
@@ -409,7 +434,7 @@ class AffineProcess(Process):
         finest = 2.0**-self.shortcut_levels
         d_half = torch.where(half <= finest * (1 + 1e-6), torch.zeros_like(half), half)
         with torch.no_grad():
-            v1 = self.predict(model, xt, t, None, d_half).velocity
+            v1 = self.predict(model, xt, t, None, d_half, context).velocity
             moved = xt + half * v1
             if self.discrete and self.spec is not None:
                 k0, k1 = self.token_schedule.kappa(t), self.token_schedule.kappa(t + half)
@@ -426,7 +451,7 @@ class AffineProcess(Process):
                     edge = mix_tokens(xt.edge, x1.edge, reveal, edges=True, generator=generator)
                 m = node_weights(xt.mask, xt.dtype)
                 moved = GeometricGraph.unchecked(moved.pos, node * m, moved.mask, edge)
-            v2 = self.predict(model, moved, t + half, None, d_half).velocity
+            v2 = self.predict(model, moved, t + half, None, d_half, context).velocity
         return 0.5 * (v1 + v2)
 
     def _with_shortcut_targets(
@@ -440,6 +465,7 @@ class AffineProcess(Process):
         d: PerGraph,
         chosen: Tensor,
         generator: torch.Generator | None,
+        context: Context | None = None,
     ) -> GeometricGraph:
         """``target`` with the continuous channels of the ``chosen`` graphs replaced by their
         self-consistency targets."""
@@ -451,6 +477,7 @@ class AffineProcess(Process):
             t[chosen],
             d[chosen],
             generator=generator,
+            context=None if context is None else context.index(chosen),
         )
         c = self.layout.token_columns
         pos, node = target.pos.clone(), target.node.clone()
@@ -473,8 +500,11 @@ class AffineProcess(Process):
         *,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        context: Context | None = None,
+        guidance: float = 1.0,
     ) -> GeometricGraph:
-        """Integrate from ``prior.sample(template)`` at t = 0 to data at t = 1."""
+        """Integrate from ``prior.sample(template)`` at t = 0 to data at t = 1 (conditioned on
+        ``context`` with guidance scale ``guidance``, see :meth:`predict`)."""
         times = options.times()
         x = prior.sample(template, generator=generator)
         b = x.batch_size
@@ -488,7 +518,7 @@ class AffineProcess(Process):
         def field(y: GeometricGraph, tau: float) -> Prediction:
             tv = torch.full((b,), tau, dtype=y.dtype, device=y.device)
             dv = torch.full((b,), step_size, dtype=y.dtype, device=y.device) if trained_d else None
-            return self.predict(model, y, tv, cond, dv)
+            return self.predict(model, y, tv, cond, dv, context, guidance)
 
         def fresh_noise() -> GeometricGraph:
             return prior.noise_prior.sample(template, generator=generator)

@@ -11,6 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.conditioning import Context
 from symgen.masking import pair_mask
 from symgen.shapes import EdgeFeatures, NodeFeatures, NodeMask, PerGraph, Permutations, Positions
 from symgen.state import GeometricGraph
@@ -18,6 +19,8 @@ from symgen.state import GeometricGraph
 __all__ = [
     "sinusoidal_embedding",
     "TimeEmbedding",
+    "ContextEmbedding",
+    "check_context_input",
     "GaussianBasis",
     "real_pairs",
     "RealPairs",
@@ -92,6 +95,42 @@ class TimeEmbedding(nn.Module):
 
     def forward(self, t: PerGraph) -> Float[Tensor, "b w"]:
         return self.net(sinusoidal_embedding(t * self.scale, self.freq_dim))
+
+
+class ContextEmbedding(nn.Module):
+    """Embedding of a per-graph :class:`~symgen.conditioning.Context` of ``c`` targets.
+
+    ``emb(ctx) = W_2 silu(W_1 [values · mask, mask])``; ``context=None`` is the all-masked
+    context (the unconditional model). The result is invariant under any group acting on the
+    graph, since the context does not depend on positions or node order.
+
+    Examples:
+        >>> emb = ContextEmbedding(2, 8)
+        >>> emb(Context.full(torch.ones(3, 2)), 3).shape
+        torch.Size([3, 8])
+        >>> torch.equal(emb(None, 3), emb(Context.empty(3, 2), 3))
+        True
+    """
+
+    def __init__(self, context_dim: int, width: int) -> None:
+        super().__init__()
+        if context_dim < 1:
+            raise ValueError(f"context_dim must be >= 1, got {context_dim}")
+        self.context_dim = context_dim
+        self.net = mlp([2 * context_dim, width, width])
+
+    def forward(self, context: Context | None, batch_size: int) -> Float[Tensor, "b w"]:
+        w = self.net[0].weight
+        if context is None:
+            context = Context.empty(batch_size, self.context_dim, dtype=w.dtype, device=w.device)
+        context.check(batch_size, self.context_dim, values=False)
+        return self.net(context.features().to(w.dtype))
+
+
+def check_context_input(context: Context | None, context_dim: int, who: str) -> None:
+    """Raise ``ValueError`` if a network built without context (``context_dim = 0``) gets one."""
+    if context is not None and context_dim == 0:
+        raise ValueError(f"this {who} takes no context: build it with context_dim > 0")
 
 
 class GaussianBasis(nn.Module):

@@ -12,10 +12,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.conditioning import Context
 from symgen.masking import masked_center
 from symgen.models.common import (
+    ContextEmbedding,
     GaussianBasis,
     RealPairs,
+    check_context_input,
     check_estimate,
     check_inputs,
     make_output,
@@ -50,6 +53,8 @@ class EGNNConfig:
         self_condition: accept ``cond=x̂1`` (self-conditioning) through invariant channels
             only, so the network stays equivariant: the estimate's node outputs join the node
             input, its squared pair distances and edge outputs join the pair features.
+        context_dim: accept ``context=`` with this many per-graph targets (0: unconditional);
+            their embedding is added to every node's initial features (invariant).
 
     Examples:
         >>> cfg = EGNNConfig(node_in=5, node_out=5, width=32, depth=2)
@@ -75,6 +80,7 @@ class EGNNConfig:
     cutoff: float = 10.0
     zero_com: bool = True
     self_condition: bool = False
+    context_dim: int = 0
 
     @property
     def pair_extra(self) -> int:
@@ -86,7 +92,7 @@ class EGNNConfig:
         for name in ("node_in", "node_out", "width", "depth", "num_rbf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EGNNConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("edge_in", "edge_out"):
+        for name in ("edge_in", "edge_out", "context_dim"):
             if getattr(self, name) < 0:
                 raise ValueError(f"EGNNConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.coords_range <= 0 or self.normalization_factor <= 0 or self.cutoff <= 0:
@@ -174,6 +180,9 @@ class EGNN(nn.Module):
         self.self_conditioning = cfg.self_condition
         if cfg.self_condition:
             self.sc_node = nn.Linear(cfg.node_out, w, bias=False)
+        self.context_dim = cfg.context_dim
+        if cfg.context_dim > 0:  # invariant per-graph targets, added to every node's embedding
+            self.context = ContextEmbedding(cfg.context_dim, w)
         self.layers = nn.ModuleList(_EquivariantLayer(cfg) for _ in range(cfg.depth))
         self.node_head = mlp([w, w, cfg.node_out])
         if cfg.edge_out > 0:
@@ -185,20 +194,26 @@ class EGNN(nn.Module):
         x: GeometricGraph,
         t: PerGraph | Float[Tensor, ""],
         cond: GeometricGraph | None = None,
+        *,
+        context: Context | None = None,
     ) -> GeometricGraph:
         """Predict the velocity, node and edge outputs for the batch ``x`` at times ``t``.
 
         ``cond``: the self-conditioning estimate of the clean data (needs ``self_condition``;
-        ``None``: no estimate yet).
+        ``None``: no estimate yet). ``context``: per-graph targets (needs ``context_dim``).
         """
         cfg = self.config
         t = check_inputs(x, t, cfg.node_in, cfg.edge_in, "EGNN")
+        check_context_input(context, cfg.context_dim, "EGNN")
         x = x.zero_padding()
         b, n = x.batch_size, x.max_nodes
         pairs = real_pairs(x.mask)
         pos0 = x.pos.reshape(b * n, 3)
         tt = t[:, None, None].expand(b, n, 1)
-        h = self.embed(torch.cat([x.node, tt], -1)).reshape(b * n, -1)
+        h = self.embed(torch.cat([x.node, tt], -1))
+        if cfg.context_dim > 0:
+            h = h + self.context(context, b)[:, None, :]
+        h = h.reshape(b * n, -1)
         d0 = ((pos0[pairs.dst] - pos0[pairs.src]) ** 2).sum(-1, keepdim=True)
         if x.edge is not None and cfg.edge_in > 0:
             edge = x.edge.reshape(b * n * n, -1)[pairs.flat]

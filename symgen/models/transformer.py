@@ -14,10 +14,13 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from symgen.conditioning import Context
 from symgen.masking import masked_center
 from symgen.models.common import (
+    ContextEmbedding,
     GaussianBasis,
     TimeEmbedding,
+    check_context_input,
     check_estimate,
     check_inputs,
     make_output,
@@ -57,6 +60,10 @@ class CanonTransformerConfig:
         self_condition: accept ``cond=x̂1`` (self-conditioning): the estimate's positions, node
             probabilities and pair distances / edge probabilities are embedded into the tokens
             and the pair representation (``cond=None``: no estimate, nothing added).
+        step_size: accept ``d=`` (few-step objectives): the step size is embedded like the
+            time and added to the time conditioning.
+        context_dim: accept ``context=`` with this many per-graph targets (0: unconditional):
+            an embedding of ``[values · mask, mask]`` is added to the time conditioning.
 
     Examples:
         >>> cfg = CanonTransformerConfig(node_in=8, node_out=8, edge_in=4, edge_out=4, width=32,
@@ -82,6 +89,7 @@ class CanonTransformerConfig:
     zero_com: bool = False
     self_condition: bool = False
     step_size: bool = False
+    context_dim: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -98,7 +106,7 @@ class CanonTransformerConfig:
                 raise ValueError(
                     f"CanonTransformerConfig.{name} must be >= 1, got {getattr(self, name)}"
                 )
-        for name in ("edge_in", "edge_out"):
+        for name in ("edge_in", "edge_out", "context_dim"):
             if getattr(self, name) < 0:
                 raise ValueError(
                     f"CanonTransformerConfig.{name} must be >= 0, got {getattr(self, name)}"
@@ -215,6 +223,9 @@ class CanonTransformer(nn.Module):
         self.step_size_input = cfg.step_size
         if cfg.step_size:  # few-step objectives: the step size conditions like the time
             self.step = TimeEmbedding(w)
+        self.context_dim = cfg.context_dim
+        if cfg.context_dim > 0:  # per-graph targets condition like the time
+            self.context = ContextEmbedding(cfg.context_dim, w)
         self.rbf = GaussianBasis(cfg.num_rbf, cfg.cutoff)
         self.embed_dist = mlp([cfg.num_rbf, p, p])
         self.embed_edge = nn.Linear(cfg.edge_in, p, bias=False) if cfg.edge_in > 0 else None
@@ -245,6 +256,7 @@ class CanonTransformer(nn.Module):
         *,
         d: PerGraph | None = None,
         rank: Permutations | None = None,
+        context: Context | None = None,
     ) -> GeometricGraph:
         """Predict positions, node and edge outputs for the batch ``x`` at times ``t``.
 
@@ -255,9 +267,11 @@ class CanonTransformer(nn.Module):
             d: per-graph step size (needs ``step_size``; ``None``: 0, the instantaneous
                 velocity).
             rank: canonical rank of each slot; default: the slot index ``0..n-1``.
+            context: per-graph targets (needs ``context_dim``; ``None``: none given).
         """
         cfg = self.config
         t = check_inputs(x, t, cfg.node_in, cfg.edge_in, "CanonTransformer")
+        check_context_input(context, cfg.context_dim, "CanonTransformer")
         x = x.zero_padding()
         pos, mask = x.pos, x.mask
         k = x.num_nodes.to(x.dtype)[:, None].expand(-1, x.max_nodes)
@@ -291,6 +305,8 @@ class CanonTransformer(nn.Module):
             raise ValueError(
                 "this CanonTransformer takes no step size: build it with step_size=True"
             )
+        if cfg.context_dim > 0:
+            tcond = tcond + self.context(context, x.batch_size)
         pair_weight = x.edge_mask[..., None].to(x.dtype)  # real partners j != i
         for block in self.blocks:
             h, pair = block(h, pair, rbf, key_mask, tcond, pair_weight)

@@ -59,7 +59,13 @@ from symgen.couplings import (
     IndependentCoupling,
     MinibatchOTCoupling,
 )
-from symgen.data import STORE_FORMAT, GraphStore, canonicalize_store, load_or_build
+from symgen.data import (
+    STORE_FORMAT,
+    GraphStore,
+    GraphsWithContext,
+    canonicalize_store,
+    load_or_build,
+)
 from symgen.files import atomic_write_json
 from symgen.generators import (
     CanonicalGenerator,
@@ -74,6 +80,7 @@ from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
 from symgen.molecules.loader import featurize_store
 from symgen.molecules.molecule import Molecule
+from symgen.molecules.property_context import PropertyContext
 from symgen.molecules.sources import LAYOUT_CHOICES, TrainingData, data_kind, load_training_data
 from symgen.precision import PrecisionChoice, resolve_precision
 from symgen.priors import (
@@ -224,6 +231,25 @@ class CanonFlowConfig:
     shortcut_levels: int = _opt(
         4, "shortcut: step sizes 2^-k, k < shortcut_levels, are trained (finer: d = 0)"
     )
+    # conditioning
+    condition: str = _opt(
+        "",
+        "condition on QM9 properties, comma-separated (alpha, gap, homo, lumo, mu, Cv; '' = "
+        "unconditional)",
+    )
+    context_dropout: float = _opt(
+        0.1, "conditioning: share of training molecules trained without their targets (CFG)"
+    )
+    target_dropout: float = _opt(
+        0.0, "conditioning: share of single targets masked in training (ask for any subset)"
+    )
+    train_half: str = _opt(
+        "all",
+        "train on all of the training split, or its first or second half (EDM's conditional "
+        "protocol: property predictor on the first, generator on the second)",
+        ("all", "first", "second"),
+    )
+    guidance: float = _opt(1.0, "conditioning: classifier-free guidance scale when sampling")
     weight_pos: float = _opt(1.0, "loss weight of the position term")
     weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
     weight_edge: float = _opt(1.0, "loss weight of the bond term")
@@ -399,6 +425,19 @@ def validate_config(cfg: CanonFlowConfig) -> None:
             "self_condition needs a network that accepts the estimate: "
             "network='canon_transformer' or 'egnn'"
         )
+    if cfg.condition:
+        names = condition_names(cfg)
+        if data_kind(cfg.data) != "qm9":
+            raise ValueError("condition needs QM9 (the properties come from its CSV files)")
+        if cfg.network not in ("canon_transformer", "egnn"):
+            raise ValueError("condition needs network='canon_transformer' or 'egnn'")
+        if len(set(names)) != len(names):
+            raise ValueError(f"condition names a property twice: {cfg.condition}")
+    for name in ("context_dropout", "target_dropout"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+    if not np.isfinite(cfg.guidance):
+        raise ValueError(f"guidance must be a finite number, got {cfg.guidance}")
     if cfg.process == "flow" and cfg.prediction == "epsilon":
         raise ValueError("flow matching predicts 'velocity' or 'data', not 'epsilon'")
     if cfg.process == "diffusion":
@@ -440,6 +479,25 @@ def validate_config(cfg: CanonFlowConfig) -> None:
         raise ValueError("--device cuda was asked for but no CUDA device is available")
     data_kind(cfg.data)  # names the accepted forms of a bad data specification
     sampler_options(cfg)  # sampler settings are checked by SamplerOptions
+
+
+def condition_names(cfg: CanonFlowConfig) -> list[str]:
+    """The QM9 properties ``cfg.condition`` names, in order (empty: unconditional).
+
+    Raises:
+        ValueError: a name that is not a QM9 benchmark property
+            (:data:`~symgen.molecules.qm9_properties.QM9_PROPERTY_NAMES`).
+    """
+    from symgen.molecules.qm9_properties import QM9_PROPERTY_NAMES
+
+    names = [n.strip() for n in cfg.condition.split(",") if n.strip()]
+    unknown = [n for n in names if n not in QM9_PROPERTY_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown QM9 properties {unknown} in condition; choose from "
+            f"{', '.join(QM9_PROPERTY_NAMES)}"
+        )
+    return names
 
 
 # ---------------------------------------------------------------------------- data
@@ -585,6 +643,53 @@ def prepare_data(cfg: CanonFlowConfig, *, progress: bool = True) -> PreparedData
     return PreparedData(train, val, flagged_share=flagged, cache_built=built, source=source)
 
 
+def train_half_indices(num: int, half: str) -> np.ndarray:
+    """Indices of the ``"first"`` or ``"second"`` half of ``num`` training molecules (in the
+    split's order; the first half gets the extra molecule of an odd count)."""
+    cut = (num + 1) // 2
+    if half == "first":
+        return np.arange(cut)
+    if half == "second":
+        return np.arange(cut, num)
+    raise ValueError(f"half must be 'first' or 'second', got {half!r}")
+
+
+def property_sources(
+    cfg: CanonFlowConfig, data: PreparedData, train_ids: np.ndarray
+) -> tuple[PropertyContext, GraphsWithContext, GraphsWithContext]:
+    """The property statistics of the training molecules ``train_ids`` and the training and
+    validation graphs with their normalized targets (``cfg.condition``)."""
+    from symgen.molecules.qm9_properties import QM9_PROPERTIES, qm9_properties_for
+
+    names = condition_names(cfg)
+    kw = {"cache_dir": cfg.cache_dir or None, "limit": cfg.qm9_limit or None}
+    values = qm9_properties_for(train_ids, names, **kw)
+    context = PropertyContext.from_data(
+        names,
+        [QM9_PROPERTIES[n].unit for n in names],
+        values,
+        data.train.num_nodes.numpy(),
+    )
+    val_values = qm9_properties_for(data.source.valid.ids, names, **kw)
+    to_tensor = functools.partial(torch.as_tensor, dtype=torch.float32)
+    return (
+        context,
+        GraphsWithContext(data.train, to_tensor(context.normalize(values))),
+        GraphsWithContext(data.val, to_tensor(context.normalize(val_values))),
+    )
+
+
+def property_context(gen: CanonicalGenerator) -> PropertyContext | None:
+    """The property statistics a conditional CanonFlow generator carries (``None``: none)."""
+    stored = gen.metadata.get("context")
+    return None if stored is None else PropertyContext.from_dict(stored)
+
+
+def guidance_of(gen: CanonicalGenerator) -> float:
+    """The classifier-free guidance scale a conditional run samples with by default."""
+    return float(gen.metadata.get("guidance", 1.0))
+
+
 # ---------------------------------------------------------------------------- generator
 def network_kwargs(cfg: CanonFlowConfig, layout: FeatureLayout) -> dict[str, Any]:
     """Network constructor arguments for the chosen architecture and feature layout."""
@@ -602,9 +707,16 @@ def network_kwargs(cfg: CanonFlowConfig, layout: FeatureLayout) -> dict[str, Any
             heads=cfg.heads,
             self_condition=cfg.self_condition,
             step_size=cfg.shortcut > 0,
+            context_dim=len(condition_names(cfg)),
         )
     if cfg.network == "egnn":
-        return dict(io, width=cfg.width, depth=cfg.depth, self_condition=cfg.self_condition)
+        return dict(
+            io,
+            width=cfg.width,
+            depth=cfg.depth,
+            self_condition=cfg.self_condition,
+            context_dim=len(condition_names(cfg)),
+        )
     return dict(io, scalars=cfg.width, vectors=max(4, cfg.width // 4), depth=cfg.depth)
 
 
@@ -703,7 +815,10 @@ def build_generator(
         node_dim=layout.node_dim,
         edge_dim=layout.edge_dim,
         sampler=sampler_options(cfg),
-        metadata={"recipe": "canonflow", "layout": _layout_dict(layout)},
+        metadata={"recipe": "canonflow", "layout": _layout_dict(layout), "guidance": cfg.guidance},
+        context_dim=len(condition_names(cfg)),
+        context_dropout=cfg.context_dropout,
+        target_dropout=cfg.target_dropout,
     )
 
 
@@ -825,8 +940,17 @@ def train(
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
     data = prepare_data(cfg, progress=cfg.progress and main)
+    train_ids = data.source.train.ids
+    if cfg.train_half != "all":
+        half = train_half_indices(len(data.train), cfg.train_half)
+        data.train, train_ids = data.train.subset(half), train_ids[half]
     torch.manual_seed(cfg.seed)  # network initialisation only; training draws use step generators
     gen = build_generator(cfg, data)
+    train_source: Any = data.train
+    val_source: Any = data.val
+    if cfg.condition:
+        context, train_source, val_source = property_sources(cfg, data, train_ids)
+        gen.metadata["context"] = context.to_dict()
     hooks = list(hooks)
     if cfg.eval_every and main:
         reference = Reference(
@@ -835,10 +959,10 @@ def train(
         hooks.append(SampleAndEvaluate(cfg.eval_every, cfg.eval_samples, reference))
     trainer = Trainer(
         gen,
-        data.train,
+        train_source,
         training_config(cfg),
         out_dir=cfg.out_dir,
-        val_data=data.val,
+        val_data=val_source,
         hooks=hooks,
         run_info=run_info(cfg, data.layout),
     )
@@ -1033,12 +1157,22 @@ def sample_molecules(
     seed: int,
     batch_size: int = 250,
     progress: bool = True,
+    targets: np.ndarray | None = None,
+    sizes: Sequence[int] | None = None,
+    guidance: float | None = None,
     **sampler: Any,
 ) -> tuple[list[Molecule], float]:
-    """Draw ``num`` symmetrized molecules (sizes from the training histogram), decoded.
+    """Draw ``num`` symmetrized molecules, decoded.
 
+    Sizes come from ``sizes`` if given, else from ``p(n | targets)`` of a conditional model
+    given ``targets``, else from the training histogram. ``targets``: ``(num, c)`` property
+    values in physical units for a conditional model (NaN: not given; ``None``:
+    unconditional), sampled with the classifier-free ``guidance`` scale (default: the run's).
     ``sampler`` overrides the generator's sampler defaults (``steps``, ``solver``, ...).
     Returns the molecules and the sampling rate in molecules per second.
+
+    Raises:
+        ValueError: targets for an unconditional model, or targets or sizes of another length.
     """
     from tqdm.auto import tqdm
 
@@ -1047,12 +1181,31 @@ def sample_molecules(
     device = next(gen.parameters()).device
     steps = sampler.get("steps") or gen.sampler.steps
     g = torch.Generator(device=device).manual_seed(seed)
+    context = property_context(gen)
+    if targets is not None:
+        if context is None:
+            raise ValueError("targets were given but the model is unconditional")
+        targets = np.asarray(targets, dtype=np.float64).reshape(-1, context.width)
+        if len(targets) != num:
+            raise ValueError(f"{len(targets)} rows of targets for {num} molecules")
+        if sizes is None:
+            sizes = context.sample_sizes(targets, torch.Generator().manual_seed(seed))
+        if guidance is None:
+            guidance = guidance_of(gen)
+    if sizes is not None and len(sizes) != num:
+        raise ValueError(f"{len(sizes)} sizes for {num} molecules")
     out: list[Molecule] = []
     t0 = time.perf_counter()
     with tqdm(total=num, desc=f"sampling ({steps} steps)", disable=not progress, unit="mol") as bar:
         while len(out) < num:
-            b = min(batch_size, num - len(out))
-            x = gen.sample(b, generator=g, **sampler)
+            lo = len(out)
+            b = min(batch_size, num - lo)
+            what: Any = b if sizes is None else list(sizes[lo : lo + b])
+            if targets is not None:
+                assert context is not None
+                sampler["context"] = context.context(targets[lo : lo + b], device=device)
+                sampler["guidance"] = guidance
+            x = gen.sample(what, generator=g, **sampler)
             out.extend(featurizer.decode(x.to(device="cpu", dtype=torch.float32)))
             bar.update(b)
     return out, num / max(time.perf_counter() - t0, 1e-9)

@@ -120,7 +120,13 @@ def qm9_csv_paths() -> list[Path]:
     return paths
 
 
-def _iter_rows(paths: list[Path], limit: int | None) -> Iterator[tuple[str, int, dict[str, str]]]:
+_GEOMETRY_COLUMNS = ("Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang")
+
+
+def _iter_rows(
+    paths: list[Path], limit: int | None, need: tuple[str, ...] = _GEOMETRY_COLUMNS
+) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """``(where, line, {column: text})`` for the columns ``need`` of every row, in file order."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     count = 0
     for path in paths:
@@ -130,7 +136,6 @@ def _iter_rows(paths: list[Path], limit: int | None) -> Iterator[tuple[str, int,
                 header = next(reader)
             except StopIteration:
                 raise QM9FormatError(f"{path}: empty file (no header)") from None
-            need = ("Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang")
             missing = [c for c in need if c not in header]
             if missing:
                 raise QM9FormatError(f"{path}: header lacks columns {missing}")

@@ -28,7 +28,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from symgen.data import GraphSource, PaddedGraphs, SizeBucketBatcher
+from symgen.conditioning import Context
+from symgen.data import GraphSource, PaddedGraphs, SizeBucketBatcher, batch_context
 from symgen.precision import (
     Precision,
     PrecisionChoice,
@@ -215,8 +216,12 @@ class _LossModule(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, batch: GeometricGraph, rng: torch.Generator):  # noqa: ANN201
-        return self.generator.loss(batch, generator=rng)
+    def forward(  # noqa: ANN201
+        self, batch: GeometricGraph, rng: torch.Generator, context: Context | None = None
+    ):
+        if context is None:  # generators without conditioning need not take the argument
+            return self.generator.loss(batch, generator=rng)
+        return self.generator.loss(batch, generator=rng, context=context)
 
 
 def _first_line(err: BaseException) -> str:
@@ -468,7 +473,8 @@ class Trainer:
         for i, idx in enumerate(batcher.epoch()):
             batch = self.val_data.batch(torch.from_numpy(idx)).to(device=self.device)
             rng = step_generator(self.config.seed + 7919, i, self.device)
-            out = self.generator.loss(batch, generator=rng)
+            ctx = batch_context(self.val_data, torch.from_numpy(idx))
+            out = _LossModule(self.generator)(batch, rng, ctx)
             total += float(out.total) * len(idx)
             count += len(idx)
         return total / max(count, 1)
@@ -529,13 +535,14 @@ class Trainer:
             t0 = time.perf_counter()
             step, idx = next(batches)
             batch = self.data.batch(torch.from_numpy(idx)).to(device=self.device)
+            ctx = batch_context(self.data, torch.from_numpy(idx))
             lr = learning_rate(step, self.train_seconds, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             seed = mix_seed(cfg.seed, 4, self.rank)
             self.optimizer.zero_grad(set_to_none=True)
             try:
-                loss = model(batch, step_generator(seed, step, self.device))
+                loss = model(batch, step_generator(seed, step, self.device), ctx)
                 loss.total.backward()
             except Exception as err:  # noqa: BLE001 (any compiler failure: fall back, once)
                 if not compiling:
@@ -544,7 +551,7 @@ class Trainer:
                     self.log(f"torch.compile failed ({_first_line(err)}); training without it")
                 self.generator.compile_network(False)  # type: ignore[attr-defined]
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = model(batch, step_generator(seed, step, self.device))
+                loss = model(batch, step_generator(seed, step, self.device), ctx)
                 loss.total.backward()
             compiled_first_step, compiling = compiling, False
             clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
