@@ -16,8 +16,10 @@ generator: ``loss(batch, context=targets)`` with the targets as a
 :class:`~symgen.conditioning.Context` (from :class:`~symgen.data.GraphsWithContext`).
 """
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,12 +28,28 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from symgen.conditioning import Context
+from symgen.data import GraphsWithContext
 from symgen.generators.base import LossOutput
 from symgen.models import EGNN
 from symgen.models.common import mlp
+from symgen.molecules.dataset import MoleculeDataset
+from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
+from symgen.molecules.loader import featurize_store
+from symgen.molecules.molecule import Molecule
+from symgen.provenance import provenance
 from symgen.state import GeometricGraph
+from symgen.training import ExponentialMovingAverage, Trainer, TrainingConfig, load_checkpoint
 
-__all__ = ["PredictorConfig", "PropertyPredictor"]
+__all__ = [
+    "PredictorConfig",
+    "PropertyPredictor",
+    "train_predictor",
+    "load_predictor",
+    "predict_molecules",
+]
+
+#: ``run["recipe"]`` of a property predictor's training checkpoint.
+PREDICTOR_RECIPE = "property-predictor"
 
 
 @dataclass(frozen=True)
@@ -140,3 +158,99 @@ class PropertyPredictor(nn.Module):
         return cls(
             PredictorConfig(**record["config"]), record["names"], record["mean"], record["std"]
         )
+
+
+def _featurizer(layout: FeatureLayout | None) -> MolecularFeaturizer:
+    return MolecularFeaturizer(layout, with_edges=False)  # geometry and atoms only, as in EDM
+
+
+def train_predictor(
+    train: MoleculeDataset,
+    values: np.ndarray,
+    names: Sequence[str],
+    *,
+    config: PredictorConfig | None = None,
+    training: TrainingConfig,
+    out_dir: str | os.PathLike[str] | None = None,
+    val: MoleculeDataset | None = None,
+    val_values: np.ndarray | None = None,
+    layout: FeatureLayout | None = None,
+    resume: bool = False,
+) -> tuple[PropertyPredictor, Trainer]:
+    """Train a :class:`PropertyPredictor` on molecules ``train`` with properties ``values``
+    ``(N, c)`` (physical units) by the library loop (EMA, time budget, checkpoints in
+    ``out_dir``, resumable). Returns the predictor with its EMA weights and the trainer.
+    """
+    featurizer = _featurizer(layout)
+    values = np.asarray(values, dtype=np.float64)
+    mean, std = values.mean(0), np.maximum(values.std(0), 1e-6)
+    if config is None:
+        config = PredictorConfig(node_in=featurizer.layout.node_dim)
+    net = PropertyPredictor(config, names, mean, std)
+
+    def source(ds: MoleculeDataset, v: np.ndarray) -> GraphsWithContext:
+        z = torch.as_tensor((np.asarray(v, dtype=np.float64) - mean) / std, dtype=torch.float32)
+        return GraphsWithContext(featurize_store(ds, featurizer), z)
+
+    val_source = None if val is None or val_values is None else source(val, val_values)
+    trainer = Trainer(
+        net,
+        source(train, values),
+        training,
+        out_dir=out_dir,
+        val_data=val_source,
+        run_info={
+            "recipe": PREDICTOR_RECIPE,
+            "predictor": net.to_record(),
+            "layout": asdict(featurizer.layout),
+            "provenance": provenance(training.device),
+        },
+    )
+    trainer.fit(resume=resume)
+    with trainer.averaged():
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(state)
+    return net.eval(), trainer
+
+
+def load_predictor(path: str | os.PathLike[str]) -> PropertyPredictor:
+    """The predictor of a :func:`train_predictor` checkpoint, with its EMA weights.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        ValueError: not a property predictor's checkpoint.
+    """
+    state = load_checkpoint(Path(path))
+    run = state.get("run", {})
+    if run.get("recipe") != PREDICTOR_RECIPE:
+        raise ValueError(f"{path} is not a property predictor checkpoint")
+    net = PropertyPredictor.from_record(run["predictor"])
+    net.load_state_dict(state["generator"])
+    average = ExponentialMovingAverage(net)
+    average.load_state_dict(state["ema"])
+    average.copy_to(net)
+    return net.eval()
+
+
+@torch.no_grad()
+def predict_molecules(
+    predictor: PropertyPredictor,
+    molecules: Sequence[Molecule] | MoleculeDataset,
+    *,
+    layout: FeatureLayout | None = None,
+    batch_size: int = 500,
+) -> np.ndarray:
+    """Predicted properties ``(N, c)`` in physical units of molecules or a dataset."""
+    featurizer = _featurizer(layout)
+    ds = (
+        molecules
+        if isinstance(molecules, MoleculeDataset)
+        else MoleculeDataset.from_molecules(list(molecules))
+    )
+    device = predictor.mean.device
+    out = []
+    for lo in range(0, len(ds), batch_size):
+        idx = np.arange(lo, min(lo + batch_size, len(ds)))
+        x = featurizer.batch_from_dataset(ds, idx).to(device=device)
+        out.append(predictor.predict(x).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(predictor.names)))
