@@ -23,8 +23,9 @@ trains for the full budget, and the winning run is reused as the seed-0 run (cop
 sweep (``--sweep-min``) favours large learning rates, and at ``eeff5e8`` a 1.5-minute sweep chose
 2e-3 for the EGNN, which then diverged over the 8-minute budget. Then ``--seeds`` full runs
 per method, each scored on ``--samples`` molecules at every step count in ``--steps`` under
-``midi``, ``edm``, ``symgen-geometry-w1`` and ``mmff94-strain``. A learning curve (``--eval-samples`` molecules every ``--eval-every`` steps,
-outside the budget) gives the plot of quality against training time.
+``midi``, ``edm``, ``symgen-geometry-w1`` and ``mmff94-strain``. A learning curve
+(``--eval-samples`` molecules every ``--eval-every`` steps, outside the budget) gives the plot
+of quality against training time.
 
 Jobs run two at a time (``OMP_NUM_THREADS=1``), are skipped when already finished (rerun the
 same command to resume after an interruption), and are refused when the output folder was

@@ -93,6 +93,7 @@ def stage_predictor(args: argparse.Namespace, out: Path, data: tuple) -> None:
         val_every=1000,
         ckpt_every=500,
         seed=0,
+        device=args.device,
         progress=not args.no_progress,
     )
     t0 = time.perf_counter()
@@ -149,6 +150,8 @@ def start_generator(
         "false",
         "--threads",
         "1",
+        "--device",
+        args.device,
     ]
     if args.qm9_limit:
         cmd += ["--qm9-limit", str(args.qm9_limit), "--val-limit", "64"]
@@ -187,8 +190,8 @@ def stage_evaluate(args: argparse.Namespace, out: Path, data: tuple) -> dict:
     train, _, second, _ = data
     names = list(QM9_PROPERTY_NAMES)
     limit = {"limit": args.qm9_limit or None}
-    predictor = load_predictor(out / "predictor" / "checkpoint.pt")
-    gen, cfg, state = cf.load_generator(out / "generator" / "checkpoint.pt")
+    predictor = load_predictor(out / "predictor" / "checkpoint.pt").to(args.device)
+    gen, cfg, state = cf.load_generator(out / "generator" / "checkpoint.pt", device=args.device)
     held = train.subset(second)
     truth = qm9_properties_for(held.ids, names, **limit)
     rng = np.random.default_rng(args.seed)
@@ -222,13 +225,13 @@ def stage_evaluate(args: argparse.Namespace, out: Path, data: tuple) -> dict:
             steps=args.steps,
             progress=not args.no_progress,
         )
-        mae = float(np.abs(predict_molecules(predictor, mols)[:, i] - targets[:, i]).mean())
+        mae = _mae(predict_molecules(predictor, mols)[:, i], targets[:, i])
         results["conditional"][name] = {
-            "mae": mae,
+            **mae,
             "mol_per_s": rate,
             **_stability(mols, reference),
         }
-        print(f"{name}: MAE {mae:.4g} {QM9_PROPERTIES[name].unit}", flush=True)
+        print(f"{name}: MAE {mae['mae']:.4g} {QM9_PROPERTIES[name].unit}", flush=True)
     mols, rate = cf.sample_molecules(
         gen, args.samples, seed=args.seed + 100, steps=args.steps, progress=not args.no_progress
     )
@@ -248,9 +251,15 @@ def stage_evaluate(args: argparse.Namespace, out: Path, data: tuple) -> dict:
             steps=args.steps,
             progress=not args.no_progress,
         )
-        mae = float(np.abs(predict_molecules(predictor, mols)[:, j] - targets[:, j]).mean())
-        results["sweep"][f"{w:g}"] = {"mae": mae, "mol_per_s": rate, **_stability(mols, reference)}
+        mae = _mae(predict_molecules(predictor, mols)[:, j], targets[:, j])
+        results["sweep"][f"{w:g}"] = {**mae, "mol_per_s": rate, **_stability(mols, reference)}
     return results
+
+
+def _mae(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Mean absolute error and its standard error over the molecules."""
+    err = np.abs(np.asarray(pred) - np.asarray(target))
+    return {"mae": float(err.mean()), "mae_se": float(err.std(ddof=1) / np.sqrt(len(err)))}
 
 
 def _fmt(v: float) -> str:
@@ -270,7 +279,7 @@ def table(results: dict, args: argparse.Namespace) -> str:
     )
     lines.append(
         f"| CanonFlow conditional, w = {args.guidance:g} (our predictor) | "
-        + " | ".join(_fmt(cond[n]["mae"]) for n in names)
+        + " | ".join(f"{_fmt(cond[n]['mae'])} ± {_fmt(cond[n]['mae_se'])}" for n in names)
         + " |"
     )
     lines.append(
@@ -317,7 +326,8 @@ def table(results: dict, args: argparse.Namespace) -> str:
     ]
     for w, r in results["sweep"].items():
         lines.append(
-            f"| {w} | {_fmt(r['mae'])} | {100 * r['midi_molecule_stability']:.1f} % | "
+            f"| {w} | {_fmt(r['mae'])} ± {_fmt(r['mae_se'])} | "
+            f"{100 * r['midi_molecule_stability']:.1f} % | "
             f"{100 * r['edm_molecule_stability']:.1f} % |"
         )
     return "\n".join(lines) + "\n"
@@ -354,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qm9-limit", type=int, default=0, help="parse only N QM9 molecules (smoke)")
     p.add_argument("--seed", type=int, default=0, help="seed of the target draws and sampling")
     p.add_argument("--eval-threads", type=int, default=2, help="torch threads of the evaluation")
+    p.add_argument("--device", default="cpu", help="torch device of training and sampling")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     if min(args.predictor_min, args.generator_min) <= 0 or args.samples < 1 or args.steps < 1:
