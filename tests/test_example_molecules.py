@@ -526,5 +526,28 @@ def test_conditional_run_samples_with_a_condition(tmp_path, cache):
         assert proc.returncode == 2 and message in proc.stderr, (bad, proc.stderr[-500:])
     proc = _run([*args, "--guidance", "2"], cache)
     assert proc.returncode == 2 and "--guidance needs --condition" in proc.stderr
+    # a property predictor scores the conditioned molecules: one error per given target
+    from symgen.molecules.property_predictor import PredictorConfig, train_predictor
+    from symgen.molecules.qm9 import load_qm9
+    from symgen.training import TrainingConfig
+
+    mols = load_qm9(cache, limit=400, progress=False).subset(np.arange(32))
+    values = np.random.default_rng(0).normal(size=(32, 2)) + [70.0, 6000.0]
+    train_predictor(
+        mols,
+        values,
+        ["alpha", "gap"],
+        config=PredictorConfig(node_in=8, width=8, depth=1),
+        training=TrainingConfig(max_steps=1, batch_size=8, warmup_steps=1, progress=False),
+        out_dir=tmp_path / "predictor",
+    )
+    predictor = ["--predictor", str(tmp_path / "predictor" / "checkpoint.pt")]
+    proc = _run([*args, "--condition", "alpha=70", *predictor], cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "property alpha: target 70 Bohr^3, predictor's MAE" in proc.stdout
+    record = json.loads((out / "sampling.json").read_text())
+    assert list(record["property_mae"]) == ["alpha"]
+    proc = _run([*args, *predictor], cache)
+    assert proc.returncode == 2 and "--predictor needs --condition" in proc.stderr
     proc = _run([str(TRAIN), *TINY, "--condition", "beta", "--out-dir", str(tmp_path / "x")], cache)
     assert proc.returncode == 2 and "unknown QM9 properties ['beta']" in proc.stderr

@@ -123,6 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--guidance", type=float, default=None, help="classifier-free guidance (default: the run's)"
     )
+    p.add_argument(
+        "--predictor",
+        default=None,
+        metavar="CHECKPOINT",
+        help="with --condition: a property predictor (benchmarks/conditional_qm9.py writes one) "
+        "that scores the molecules: its mean absolute error to each target is printed",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -150,6 +157,26 @@ def condition_targets(gen: CanonicalGenerator, args: argparse.Namespace) -> np.n
     return np.tile(row, (args.num, 1))
 
 
+def property_errors(
+    gen: CanonicalGenerator, predictor: object, mols: list, targets: np.ndarray
+) -> dict[str, float]:
+    """Print and return the predictor's mean absolute error to each given target."""
+    from symgen.molecules.property_predictor import predict_molecules
+
+    context = cf.property_context(gen)
+    assert context is not None
+    predicted = predict_molecules(predictor, mols)  # type: ignore[arg-type]
+    names = list(predictor.names)  # type: ignore[attr-defined]
+    errors = {}
+    for k, (name, unit) in enumerate(zip(context.names, context.units)):
+        if np.isnan(targets[0, k]):
+            continue
+        mae = float(np.abs(predicted[:, names.index(name)] - targets[:, k]).mean())
+        errors[name] = mae
+        print(f"property {name}: target {targets[0, k]:g} {unit}, predictor's MAE {mae:.4g} {unit}")
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.num < 1 or args.threads < 0 or args.batch_size < 1:
@@ -171,6 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         gen.sampler = gen.sampler.replace(**{k: getattr(args, k) for k in SAMPLER_OPTIONS})
         targets = condition_targets(gen, args)
+        predictor = None
+        if args.predictor is not None:
+            if targets is None:
+                raise ValueError("--predictor needs --condition")
+            from symgen.molecules.property_predictor import load_predictor
+
+            predictor = load_predictor(args.predictor)
+            context = cf.property_context(gen)
+            assert context is not None
+            missing = [n for n in context.names if n not in predictor.names]
+            if missing:
+                raise ValueError(f"the predictor does not predict {', '.join(missing)}")
     except (FileNotFoundError, ValueError, ImportError) as err:
         cf.eprint(f"error: {err}")
         return 2
@@ -230,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         total_seconds=time.perf_counter() - t_start,
     )
+    if predictor is not None:
+        assert targets is not None
+        record["property_mae"] = property_errors(gen, predictor, mols, targets)
     if targets is not None:
         record["condition"] = args.condition
         record["guidance"] = args.guidance if args.guidance is not None else cf.guidance_of(gen)
