@@ -983,6 +983,9 @@ def train(
             eprint(f"{data.source.name}: {json.dumps(notes)}")
     result = trainer.fit(resume=resume)
     if world > 1:
+        # every rank (rank 0 may still be writing its last checkpoint) reaches the teardown
+        # before the process group goes: a rank that tore down alone aborted now and then
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if not main:
         return None
