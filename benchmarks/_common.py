@@ -31,6 +31,20 @@ def machine() -> str:
     return f"{machine_name()}, {os.cpu_count()} CPUs"
 
 
+def one_commit(out: Path) -> str:
+    """This checkout's commit, stamped into ``out/commit.txt``; stops (``SystemExit``) if
+    ``out`` was started at another commit, so that no table mixes rows of two commits."""
+    rev = commit()
+    stamp = out / "commit.txt"
+    if stamp.exists() and stamp.read_text().strip() != rev:
+        raise SystemExit(
+            f"{out} was started at commit {stamp.read_text().strip()}, this checkout is {rev}: "
+            "rows from two commits would be mixed; use another --out or that commit"
+        )
+    stamp.write_text(rev + "\n")
+    return rev
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     """Mean and standard error of the mean (``nan`` error for fewer than two values)."""
     vals = [float(v) for v in values]

@@ -53,10 +53,10 @@ from pathlib import Path
 from _common import (
     EX,
     ROOT,
-    commit,
     last_value,
     machine,
     mean_se,
+    one_commit,
     read_scores,
     sample_command,
     sampled,
@@ -486,14 +486,7 @@ def main() -> int:
     out = out if out.is_absolute() else ROOT / out
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "sweep").mkdir(exist_ok=True)
-    rev, where = commit(), machine()
-    stamp = out / "commit.txt"
-    if stamp.exists() and stamp.read_text().strip() != rev:
-        raise SystemExit(
-            f"{out} was started at commit {stamp.read_text().strip()}, this checkout is {rev}: "
-            "rows from two commits would be mixed; use another --out or that commit"
-        )
-    stamp.write_text(rev + "\n")
+    rev, where = one_commit(out), machine()
     if not args.report_only:
         run_pool(build_jobs(args, out), out, args.workers)
     res = collect(args, out)

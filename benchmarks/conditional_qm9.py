@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import EX, ROOT, commit, machine
+from _common import EX, ROOT, machine, one_commit
 
 from symgen.molecules import canonflow as cf
 from symgen.molecules.featurize import FeatureLayout
@@ -371,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--predictor-min, --generator-min, --samples and --steps must be positive")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "commit.txt"
-    here = commit()
-    if stamp.exists() and stamp.read_text().strip() != here:
-        p.error(f"{out} holds results of commit {stamp.read_text().strip()}, this is {here}")
-    stamp.write_text(here + "\n")
+    here = one_commit(out)
     record: list[str] = [shlex.join([sys.executable, *sys.argv])]
     data = halves(args)
     # the two trainings run side by side, one thread each (30 CPU-minutes each by default)
