@@ -12,6 +12,11 @@ probability ``p_graph``, single entries with ``p_entry``), and "unconditional" i
 all-masked context :meth:`Context.unconditional`. At sampling, the network's raw outputs are
 mixed as ``out_u + w (out_c - out_u)`` (:func:`guide`): ``w = 0`` is the unconditional model,
 ``w = 1`` the conditional one, ``w > 1`` pushes further towards the condition.
+
+A :class:`FixedPart` conditions on given nodes instead (scaffold completion, fragment growing):
+a node mask and the values those nodes (and the edges among them) must keep. Processes clamp
+the fixed entries on every path state and leave them out of the loss; generators place the
+fixed part in a frame of its own (:mod:`symgen.canon.relative`).
 """
 
 from dataclasses import dataclass
@@ -20,7 +25,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["Context", "ContextError", "drop_context", "guide"]
+from symgen.masking import pair_mask
+from symgen.shapes import NodeMask
+from symgen.state import GeometricGraph
+
+__all__ = [
+    "Context",
+    "ContextError",
+    "FixedPart",
+    "FixedPartError",
+    "RandomFixedNodes",
+    "drop_context",
+    "guide",
+]
 
 
 class ContextError(ValueError):
@@ -173,3 +190,156 @@ def guide(conditional: Tensor, unconditional: Tensor, scale: float) -> Tensor:
     if scale == 0.0:
         return unconditional
     return unconditional + scale * (conditional - unconditional)
+
+
+class FixedPartError(ValueError):
+    """A fixed part that does not fit the batch or the model (shape, size, widths, clashes)."""
+
+
+@dataclass(frozen=True)
+class FixedPart:
+    """Nodes whose positions and features are given, and the edges among them, per graph.
+
+    Attributes:
+        mask: ``(b, n)`` boolean, ``True`` on the fixed nodes (real nodes of the batch).
+        values: a batch shaped like the state whose fixed entries hold the given values
+            (every other entry is ignored).
+
+    The fixed entries of a state are the fixed nodes' positions and features and the edges
+    whose two ends are both fixed; an edge between a fixed and a free node is generated.
+    :meth:`clamp` writes the fixed entries into a state; :meth:`free_nodes` and
+    :meth:`free_pairs` are the entries a loss is taken over.
+
+    Examples:
+        >>> values = GeometricGraph(torch.ones(1, 3, 3), torch.ones(1, 3, 1),
+        ...                         torch.ones(1, 3, dtype=torch.bool))
+        >>> part = FixedPart(torch.tensor([[True, False, False]]), values)
+        >>> x = GeometricGraph(torch.zeros(1, 3, 3), torch.zeros(1, 3, 1),
+        ...                    torch.ones(1, 3, dtype=torch.bool))
+        >>> part.clamp(x).pos[0, :, 0].tolist()
+        [1.0, 0.0, 0.0]
+    """
+
+    # a plain tensor on purpose: ``__post_init__`` checks it and names the problem
+    mask: Tensor
+    values: GeometricGraph
+
+    def __post_init__(self) -> None:
+        m, v = self.mask, self.values
+        if m.dtype != torch.bool or m.dim() != 2:
+            raise FixedPartError(
+                f"the fixed-node mask must be a bool (b, n) tensor, got {m.dtype} {tuple(m.shape)}"
+            )
+        if tuple(m.shape) != tuple(v.mask.shape):
+            raise FixedPartError(
+                f"the fixed-node mask {tuple(m.shape)} does not match the values' batch "
+                f"{tuple(v.mask.shape)}"
+            )
+        if m.device != v.device:
+            raise FixedPartError("the fixed-node mask and values must be on one device")
+
+    @property
+    def counts(self) -> Tensor:
+        """Number of fixed nodes per graph, ``(b,)``."""
+        return self.mask.sum(1)
+
+    def pairs(self) -> Tensor:
+        """``(b, n, n)``: pairs of distinct nodes that are both fixed (their edges are given)."""
+        both = self.mask[:, :, None] & self.mask[:, None, :]
+        return both & pair_mask(self.mask)
+
+    def free_nodes(self, real: NodeMask) -> NodeMask:
+        """Real nodes that are not fixed: the nodes a loss is taken over."""
+        return real & ~self.mask
+
+    def free_pairs(self, real: NodeMask) -> Tensor:
+        """``(b, n, n)``: pairs of distinct real nodes with at least one free end."""
+        return pair_mask(real) & ~self.pairs()
+
+    def clamp(self, x: GeometricGraph) -> GeometricGraph:
+        """``x`` with the fixed nodes' positions and features, and the edges among fixed
+        nodes, replaced by the given values."""
+        v = self.values
+        m = self.mask[..., None]
+        pos = torch.where(m, v.pos.to(x.pos.dtype), x.pos)
+        node = torch.where(m, v.node.to(x.node.dtype), x.node)
+        edge = x.edge
+        if edge is not None and v.edge is not None:
+            edge = torch.where(self.pairs()[..., None], v.edge.to(edge.dtype), edge)
+        return GeometricGraph.unchecked(pos, node, x.mask, edge)
+
+    def index(self, idx: Tensor) -> "FixedPart":
+        """The fixed parts of the graphs ``idx`` (an index or boolean tensor over the batch)."""
+        return FixedPart(self.mask[idx], self.values.index(idx))
+
+    def to(
+        self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> "FixedPart":
+        """Values cast to ``dtype`` and everything moved to ``device``."""
+        return FixedPart(self.mask.to(device=device), self.values.to(device=device, dtype=dtype))
+
+    def check(self, x: GeometricGraph) -> None:
+        """Raise :class:`FixedPartError` unless this fits the batch ``x``: the same node slots
+        and feature widths, fixed nodes among the real ones, and at least one free node in
+        every graph."""
+        v = self.values
+        if tuple(self.mask.shape) != tuple(x.mask.shape):
+            raise FixedPartError(
+                f"the fixed part covers {tuple(self.mask.shape)} node slots but the batch has "
+                f"{tuple(x.mask.shape)}"
+            )
+        if v.node.shape[-1] != x.node.shape[-1]:
+            raise FixedPartError(
+                f"the fixed nodes have {v.node.shape[-1]} feature columns but the model "
+                f"generates {x.node.shape[-1]}"
+            )
+        if (v.edge is None) != (x.edge is None) or (
+            v.edge is not None and x.edge is not None and v.edge.shape[-1] != x.edge.shape[-1]
+        ):
+            raise FixedPartError("the fixed part's edge features do not match the model's")
+        if bool((self.mask & ~x.mask).any()):
+            raise FixedPartError("fixed nodes must be real nodes of the batch (not padding)")
+        if bool(((x.mask & ~self.mask).sum(1) == 0).any()):
+            raise FixedPartError(
+                "every graph needs at least one node to generate: a fixed part as large as "
+                "the graph leaves nothing to sample"
+            )
+
+
+class RandomFixedNodes:
+    """A fixed-part sampler for any domain: a uniformly random subset of each graph's real
+    nodes, of a size drawn uniformly from ``[min_fixed, min(max_fixed, k - 1)]`` (``k`` real
+    nodes; ``max_fixed=None``: ``k - 1``).
+
+    Examples:
+        >>> x = GeometricGraph(torch.zeros(2, 5, 3), torch.zeros(2, 5, 1),
+        ...                    torch.ones(2, 5, dtype=torch.bool))
+        >>> fixed = RandomFixedNodes(2, 3)(x, torch.Generator().manual_seed(0))
+        >>> all(2 <= k <= 3 for k in fixed.sum(1).tolist())
+        True
+    """
+
+    def __init__(self, min_fixed: int = 1, max_fixed: int | None = None) -> None:
+        if min_fixed < 1 or (max_fixed is not None and max_fixed < min_fixed):
+            raise ValueError(
+                f"need 1 <= min_fixed <= max_fixed, got min_fixed={min_fixed}, "
+                f"max_fixed={max_fixed}"
+            )
+        self.min_fixed, self.max_fixed = int(min_fixed), max_fixed
+
+    def __call__(self, batch: GeometricGraph, generator: torch.Generator | None = None) -> Tensor:
+        k = batch.num_nodes
+        hi = k - 1 if self.max_fixed is None else torch.clamp(k - 1, max=self.max_fixed)
+        if bool((hi < self.min_fixed).any()):
+            raise FixedPartError(
+                f"a graph of {int(k.min())} nodes cannot keep {self.min_fixed} fixed nodes and "
+                "one free node"
+            )
+        u = torch.rand(k.shape, generator=generator, dtype=torch.float64, device=k.device)
+        size = self.min_fixed + torch.floor(u * (hi - self.min_fixed + 1)).long()
+        keys = torch.rand(
+            batch.mask.shape, generator=generator, dtype=torch.float64, device=k.device
+        )
+        keys = torch.where(batch.mask, keys, 2.0)
+        rank = torch.argsort(torch.argsort(keys, dim=1), dim=1)
+        return rank < size[:, None]

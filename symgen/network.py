@@ -8,6 +8,7 @@ from symgen.state import GeometricGraph
 __all__ = [
     "GraphNetwork",
     "context_width",
+    "supports_fixed_nodes",
     "supports_self_conditioning",
     "supports_step_size",
 ]
@@ -38,6 +39,11 @@ class GraphNetwork(Protocol):
     is a positive ``c`` also accepts ``net(x_t, t, context=ctx)`` with a
     :class:`~symgen.conditioning.Context` of ``c`` targets per graph; an all-masked context
     (or ``context=None``) asks for the unconditional prediction. See :func:`context_width`.
+
+    Fixed nodes (optional, for substructure conditioning): a network whose attribute
+    ``fixed_nodes_input`` is ``True`` also accepts ``net(x_t, t, fixed=mask)`` with a ``(b, n)``
+    boolean mask of the nodes whose positions and features are given (clean at every ``t``).
+    See :func:`supports_fixed_nodes`.
     """
 
     def __call__(self, x: GeometricGraph, t: PerGraph) -> GeometricGraph: ...
@@ -72,3 +78,13 @@ def context_width(net: object) -> int:
         0
     """
     return int(getattr(net, "context_dim", 0) or 0)
+
+
+def supports_fixed_nodes(net: object) -> bool:
+    """Whether ``net`` accepts ``net(x_t, t, fixed=mask)`` (its ``fixed_nodes_input`` is true).
+
+    Examples:
+        >>> supports_fixed_nodes(object())
+        False
+    """
+    return bool(getattr(net, "fixed_nodes_input", False))

@@ -7,6 +7,8 @@ Examples:
     python examples/molecules/sample.py --pretrained qm9-canonflow-quick   # a shipped model
     python examples/molecules/sample.py --checkpoint runs/cond/checkpoint.pt \
         --condition "alpha=70,gap=6000" --guidance 1.5    # a model trained with --condition
+    python examples/molecules/sample.py --checkpoint runs/complete/checkpoint.pt \
+        --scaffold ring.sdf --num 100       # a model trained with --fixed-parts fragments
 
 The generator is rebuilt from the checkpoint alone (size histogram, categorical marginals,
 sampler defaults and feature layout travel in it), so sampling starts without loading or
@@ -29,6 +31,7 @@ from symgen import pretrained
 from symgen.files import atomic_write_json
 from symgen.generators import SOLVERS, CanonicalGenerator
 from symgen.molecules import canonflow as cf
+from symgen.molecules.molecule import Molecule
 from symgen.molecules.property_context import parse_targets
 
 #: Sampler settings of the checkpoint that command-line flags may override.
@@ -130,6 +133,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --condition: a property predictor (benchmarks/conditional_qm9.py writes one) "
         "that scores the molecules: its mean absolute error to each target is printed",
     )
+    p.add_argument(
+        "--scaffold",
+        default=None,
+        metavar="FILE",
+        help="completion models (trained with --fixed-parts fragments): an SD file (3D, with "
+        "bonds) whose first record is the fixed part; every molecule starts with its atoms, "
+        "unchanged, and the share of molecules that contain it is printed",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return p.parse_args(argv)
@@ -155,6 +166,53 @@ def condition_targets(gen: CanonicalGenerator, args: argparse.Namespace) -> np.n
     )
     cf.eprint(f"conditioning on {given}")
     return np.tile(row, (args.num, 1))
+
+
+def read_scaffold(gen: CanonicalGenerator, path: str | None) -> Molecule | None:
+    """The fixed part of ``--scaffold`` (its first SD record), checked against the model.
+
+    Raises:
+        ValueError: a scaffold for a model without fixed parts, a completion model without a
+            scaffold, or an unreadable file or record.
+    """
+    if path is None:
+        if gen.fixed_parts is not None:
+            raise ValueError(
+                "this model completes fixed parts (trained with fixed_parts): pass --scaffold"
+            )
+        return None
+    if gen.fixed_parts is None:
+        raise ValueError("--scaffold needs a model trained with --fixed-parts fragments")
+    from symgen.molecules import io as mio
+
+    records = mio.read_sdf(path)
+    if not records:
+        raise ValueError(f"{path} holds no molecule")
+    scaffold = records[0]
+    if scaffold.problems:
+        raise ValueError(f"{path}, first record: {'; '.join(scaffold.problems)}")
+    if scaffold.bonds is None:
+        raise ValueError(f"{path}, first record: the scaffold needs its bonds")
+    return scaffold
+
+
+def completion_scores(mols: list, scaffold: Molecule) -> dict[str, float]:
+    """Share of molecules that are valid and contain the scaffold
+    (:func:`~symgen.molecules.fragments.contains_substructure`), validity under the ``midi``
+    rule (largest fragment, own bonds), and the share of distinct SMILES among the valid ones
+    (uniqueness of the completions)."""
+    from symgen.molecules.bonds import molecule_bond_orders
+    from symgen.molecules.fragments import contains_substructure
+    from symgen.molecules.metrics import rdkit_validity
+
+    contained = [contains_substructure(m, scaffold) for m in mols]
+    check = rdkit_validity(mols, [molecule_bond_orders(m) for m in mols], rule="midi")
+    smiles = [s for s, ok in zip(check.smiles, check.valid) if ok]
+    return {
+        "contains_scaffold": float(np.mean(contained)),
+        "midi_validity": len(smiles) / max(len(mols), 1),
+        "unique_of_valid": len(set(smiles)) / max(len(smiles), 1),
+    }
 
 
 def property_errors(
@@ -210,18 +268,20 @@ def main(argv: list[str] | None = None) -> int:
             missing = [n for n in context.names if n not in predictor.names]
             if missing:
                 raise ValueError(f"the predictor does not predict {', '.join(missing)}")
+        scaffold = read_scaffold(gen, args.scaffold)
+        mols, rate = cf.sample_molecules(
+            gen,
+            args.num,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            targets=targets,
+            guidance=args.guidance,
+            fixed=None if scaffold is None else [scaffold],
+        )
     except (FileNotFoundError, ValueError, ImportError) as err:
         cf.eprint(f"error: {err}")
         return 2
-    mols, rate = cf.sample_molecules(
-        gen,
-        args.num,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-        targets=targets,
-        guidance=args.guidance,
-    )
     if args.out:
         out = Path(args.out)
     elif args.pretrained:
@@ -272,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     if predictor is not None:
         assert targets is not None
         record["property_mae"] = property_errors(gen, predictor, mols, targets)
+    if scaffold is not None:
+        record["scaffold"] = {"file": str(args.scaffold), **completion_scores(mols, scaffold)}
+        share = record["scaffold"]["contains_scaffold"]
+        print(f"\n{100 * share:.1f} % of the molecules are valid and contain the scaffold")
     if targets is not None:
         record["condition"] = args.condition
         record["guidance"] = args.guidance if args.guidance is not None else cf.guidance_of(gen)

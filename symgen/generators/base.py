@@ -9,12 +9,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from symgen.conditioning import Context
+from symgen.conditioning import Context, FixedPart
 from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.masking import masked_center, node_weights, pair_mask, per_graph_mean
 from symgen.network import (
     GraphNetwork,
     context_width,
+    supports_fixed_nodes,
     supports_self_conditioning,
     supports_step_size,
 )
@@ -85,9 +86,13 @@ def masked_node_mse(
     return per_graph_mean(((a - b) ** 2) * m, m)
 
 
-def masked_edge_mse(a: EdgeFeatures, b: EdgeFeatures, mask: NodeMask) -> Float[Tensor, ""]:
-    """Mean squared error over ordered pairs of distinct real nodes, per graph then over graphs."""
-    m = pair_mask(mask)[..., None].to(a.dtype).expand_as(a)
+def masked_edge_mse(
+    a: EdgeFeatures, b: EdgeFeatures, mask: NodeMask, pairs: Tensor | None = None
+) -> Float[Tensor, ""]:
+    """Mean squared error over ordered pairs of distinct real nodes (or over the ``(b, n, n)``
+    boolean ``pairs`` when given), per graph then over graphs."""
+    chosen = pair_mask(mask) if pairs is None else pairs
+    m = chosen[..., None].to(a.dtype).expand_as(a)
     return per_graph_mean(((a - b) ** 2) * m, m)
 
 
@@ -126,6 +131,7 @@ class NetworkAdapter(torch.nn.Module):
         self.self_conditioning = supports_self_conditioning(model)
         self.step_size_input = supports_step_size(model)
         self.context_dim = context_width(model)
+        self.fixed_nodes_input = supports_fixed_nodes(model)
         self._compiled: Any = None
 
     @property
@@ -162,9 +168,18 @@ class NetworkAdapter(torch.nn.Module):
         *,
         d: PerGraph | None = None,
         context: Context | None = None,
+        fixed: NodeMask | None = None,
     ) -> GeometricGraph:
         model = self.model if self._compiled is None else self._compiled
         kwargs: dict[str, Any] = {} if cond is None else {"cond": cond}
+        if fixed is not None:
+            if not self.fixed_nodes_input:
+                raise ValueError(
+                    f"{type(self.model).__name__} takes no fixed-node mask (its "
+                    "fixed_nodes_input is not true): substructure conditioning needs one, e.g. "
+                    "CanonTransformer(fixed_nodes=True)"
+                )
+            kwargs["fixed"] = fixed
         if context is not None:
             if self.context_dim == 0:
                 raise ValueError(
@@ -205,6 +220,8 @@ class Process(ABC):
     * both take an optional per-graph :class:`~symgen.conditioning.Context`, passed to the
       network as ``context=``; ``sample`` mixes conditional and unconditional outputs with the
       classifier-free ``guidance`` scale (:func:`~symgen.conditioning.guide`);
+    * both take an optional :class:`~symgen.conditioning.FixedPart`: its entries are held at
+      their given values on every state and left out of the loss (substructure conditioning);
     * ``check_prior(prior)``: raises ``ValueError`` when the prior's channels
       (:attr:`~symgen.priors.Prior.channels`) do not fit the process.
 
@@ -228,8 +245,10 @@ class Process(ABC):
         *,
         generator: torch.Generator | None = None,
         context: Context | None = None,
+        fixed: FixedPart | None = None,
     ) -> LossOutput:
-        """Training loss for coupled prior/data batches (conditioned on ``context``)."""
+        """Training loss for coupled prior/data batches (conditioned on ``context``, with the
+        entries of ``fixed`` held at their values and left out of the loss)."""
 
     @abstractmethod
     def sample(
@@ -243,9 +262,11 @@ class Process(ABC):
         progress: bool = False,
         context: Context | None = None,
         guidance: float = 1.0,
+        fixed: FixedPart | None = None,
     ) -> GeometricGraph:
         """Integrate from a prior sample shaped like ``template`` to a data sample
-        (conditioned on ``context``, with classifier-free guidance scale ``guidance``)."""
+        (conditioned on ``context``, with classifier-free guidance scale ``guidance``, and
+        the entries of ``fixed`` held at their values)."""
 
     @abstractmethod
     def check_prior(self, prior: Prior) -> None:

@@ -2,25 +2,79 @@
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
 from symgen.canon.base import Canonicalizer
-from symgen.conditioning import Context, ContextError, drop_context
+from symgen.canon.relative import (
+    canonicalize_fixed_part,
+    canonicalize_relative,
+    point_symmetries,
+)
+from symgen.conditioning import Context, ContextError, FixedPart, FixedPartError, drop_context
 from symgen.couplings import Coupling, IndependentCoupling
 from symgen.generators.base import Generator, LossOutput, NetworkAdapter, Process
 from symgen.generators.sampling import FinalTokens, SamplerOptions, SolverName
 from symgen.groups import Group, Permutation, SymmetricGroup, random_permutation
-from symgen.masking import masked_center, prefix_mask
-from symgen.network import GraphNetwork, context_width, supports_self_conditioning
+from symgen.masking import masked_center, pair_mask, prefix_mask
+from symgen.network import (
+    GraphNetwork,
+    context_width,
+    supports_fixed_nodes,
+    supports_self_conditioning,
+)
 from symgen.precision import Precision
 from symgen.priors import Prior
+from symgen.shapes import NodeMask
 from symgen.state import GeometricGraph, is_strict_validation
 
-__all__ = ["CanonicalGenerator", "size_histogram"]
+__all__ = ["CanonicalGenerator", "FixedPartSampler", "size_histogram"]
+
+
+@runtime_checkable
+class FixedPartSampler(Protocol):
+    """Draws the fixed nodes of each training graph for a completion model.
+
+    ``sampler(batch, generator)`` returns a ``(b, n)`` boolean mask of fixed real nodes, at
+    least one and fewer than all real nodes per graph (e.g. a random connected fragment of a
+    molecule, :class:`~symgen.molecules.fragments.FragmentSampler`).
+    """
+
+    def __call__(
+        self, batch: GeometricGraph, generator: torch.Generator | None = None
+    ) -> NodeMask: ...
+
+
+def _pad_nodes(x: GeometricGraph, n: int) -> GeometricGraph:
+    """``x`` with padding node slots appended up to ``n``."""
+    extra = n - x.max_nodes
+    edge = None if x.edge is None else torch.nn.functional.pad(x.edge, (0, 0, 0, extra, 0, extra))
+    return GeometricGraph.unchecked(
+        torch.nn.functional.pad(x.pos, (0, 0, 0, extra)),
+        torch.nn.functional.pad(x.node, (0, 0, 0, extra)),
+        torch.nn.functional.pad(x.mask, (0, extra)),
+        edge,
+    )
+
+
+def _rotate_free_nodes(
+    x: GeometricGraph, fixed: GeometricGraph, generator: torch.Generator | None
+) -> GeometricGraph:
+    """The free nodes of each graph rotated by a uniform rotational symmetry of its centred
+    fixed part (``fixed.mask`` marks the fixed nodes; nothing moves for a generic part)."""
+    pos = x.pos.clone()
+    for i, k in enumerate(fixed.num_nodes.tolist()):
+        edge = None if fixed.edge is None else fixed.edge[i, :k, :k].cpu()
+        sym = point_symmetries(fixed.pos[i, :k].cpu(), fixed.node[i, :k].cpu(), edge)
+        if len(sym.rotations) == 1 and sym.axis is None and not sym.every_rotation:
+            continue
+        R = sym.sample(generator).to(device=pos.device, dtype=pos.dtype)
+        free = x.mask[i] & ~fixed.mask[i]
+        pos[i, free] = pos[i, free] @ R.T
+    return x.replace(pos=pos)
 
 
 def size_histogram(data: GeometricGraph) -> Int[Tensor, " m"]:
@@ -43,6 +97,16 @@ def _histogram(sizes: Tensor | Sequence[int]) -> Tensor:
         )
     hist[0] = 0.0
     return hist
+
+
+def _size_table(counts: Tensor | Sequence[Sequence[int]]) -> Tensor:
+    table = torch.as_tensor(counts, dtype=torch.float64).clone()
+    if table.dim() != 2 or bool((table < 0).any()) or not bool(torch.isfinite(table).all()):
+        raise ValueError(
+            "fixed_sizes must be a 2-D table of counts: [k, n] = graphs of n nodes drawn with "
+            "k fixed nodes"
+        )
+    return table
 
 
 class CanonicalGenerator(Generator, torch.nn.Module):
@@ -87,6 +151,26 @@ class CanonicalGenerator(Generator, torch.nn.Module):
     looking at the context, which makes the noise of a graph slightly dependent on its context
     within a batch; :class:`~symgen.couplings.IndependentCoupling` avoids this.
 
+    Completion (``fixed_parts=sampler``, a :class:`FixedPartSampler`; needs a canonicalizer, an
+    uncentred prior and a network that takes ``fixed=``): the model generates the rest of a
+    graph around given nodes. Training draws each batch's fixed nodes with the sampler (or
+    takes ``loss(batch, fixed=mask)``) and expresses every graph in the canonical frame and
+    order of its fixed part (:func:`~symgen.canon.relative.canonicalize_relative`); the process
+    holds the fixed entries and trains on the others. :meth:`sample` with ``fixed=F``
+    canonicalizes each given part, generates around ``κ(F)``, maps the result back with the
+    fixed part's element ``g_F`` and shuffles the generated nodes: the first ``k_i`` nodes of
+    every sample are ``F`` exactly as given, and completions of ``h·F`` are distributed as
+    ``h·`` completions of ``F`` for every group element ``h`` (exact when the canonicalizer
+    does not flag ``F``). A fixed part with rotational symmetries of its own (a benzene ring)
+    is flagged, and its frame is one of several equivalent ones: with
+    ``symmetrize_fixed=True`` (for canonicalizers whose group contains the rotations and
+    whose representatives are centred, as the molecular one) the generated nodes are rotated
+    by a uniformly drawn symmetry of ``κ(F)``
+    (:func:`~symgen.canon.relative.point_symmetries`), which makes the completions exactly
+    invariant under the symmetries that keep ``F``. Sizes are drawn from
+    ``p(n | k)`` of ``fixed_sizes`` (counts ``[k, n]``; default: the size histogram
+    restricted to ``n > k``).
+
     State: besides the network weights, :meth:`state_dict` carries the size histogram, the
     prior's fitted parameters (e.g. categorical marginals), the sampler defaults and free-form
     ``metadata`` (e.g. the featurization), so that a generator rebuilt with the same
@@ -127,8 +211,36 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         context_dim: int = 0,
         context_dropout: float = 0.1,
         target_dropout: float = 0.0,
+        fixed_parts: FixedPartSampler | None = None,
+        fixed_sizes: Tensor | None = None,
+        fixed_clash: float = 0.0,
+        symmetrize_fixed: bool = False,
     ) -> None:
         torch.nn.Module.__init__(self)
+        if fixed_parts is not None:
+            if canonicalizer is None:
+                raise ValueError(
+                    "fixed_parts needs a canonicalizer: the fixed part's canonical frame is the "
+                    "frame of the whole graph"
+                )
+            if prior.centered:
+                raise ValueError(
+                    "fixed_parts needs an uncentred prior (the fixed part sets the frame), e.g. "
+                    "GaussianPrior(features=False) instead of CenteredGaussianPrior"
+                )
+            if not supports_fixed_nodes(model):
+                raise ValueError(
+                    "fixed_parts needs a network that accepts fixed= (its fixed_nodes_input is "
+                    "true), e.g. CanonTransformer(fixed_nodes=True)"
+                )
+            if getattr(process, "shortcut", 0.0) > 0:
+                raise ValueError("fixed_parts does not support shortcut training")
+        if fixed_clash < 0:
+            raise ValueError(f"fixed_clash must be >= 0, got {fixed_clash}")
+        self.fixed_parts = fixed_parts
+        self.fixed_sizes: Tensor | None = None if fixed_sizes is None else _size_table(fixed_sizes)
+        self.fixed_clash = float(fixed_clash)
+        self.symmetrize_fixed = bool(symmetrize_fixed)
         if canonicalizer is not None and augment_group is not None:
             raise ValueError("use either a canonicalizer or augment_group, not both")
         if assume_canonical and canonicalizer is None:
@@ -203,6 +315,7 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             "metadata": dict(self.metadata),
             "node_dim": self.node_dim,
             "edge_dim": self.edge_dim,
+            "fixed_sizes": None if self.fixed_sizes is None else self.fixed_sizes.clone(),
         }
 
     def set_extra_state(self, state: Any) -> None:
@@ -214,6 +327,8 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         self.metadata = dict(state.get("metadata", {}))
         self.node_dim = state.get("node_dim", self.node_dim)
         self.edge_dim = state.get("edge_dim", self.edge_dim)
+        table = state.get("fixed_sizes")
+        self.fixed_sizes = None if table is None else _size_table(table)
 
     # ------------------------------------------------------------------ training
     def prepare(
@@ -255,27 +370,58 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         *,
         generator: torch.Generator | None = None,
         context: Context | None = None,
+        fixed: NodeMask | None = None,
     ) -> LossOutput:
         """Flow-matching / diffusion loss of the (canonicalized) batch; see the class docstring.
 
         ``context``: the batch's targets (conditional models); dropped at random as set by
-        ``context_dropout`` and ``target_dropout``.
+        ``context_dropout`` and ``target_dropout``. ``fixed``: the fixed nodes of each graph
+        (completion models; default: drawn by the ``fixed_parts`` sampler).
         """
         ctx = self.check_context(context, batch.batch_size, values=is_strict_validation())
-        x1 = self.prepare(batch, generator=generator)
+        part: FixedPart | None = None
+        if self.fixed_parts is None:
+            if fixed is not None:
+                raise FixedPartError(
+                    "this generator was built without fixed_parts, so it cannot train on fixed "
+                    "nodes"
+                )
+            x1 = self.prepare(batch, generator=generator)
+        else:
+            x1, part = self._relative_batch(batch, fixed, generator)
         x0 = self.prior.sample(x1, generator=generator)
         coupled = self.coupling.couple(x0, x1, generator=generator)
-        if ctx is None:
-            return self.process.loss(self.network, coupled.x0, coupled.x1, generator=generator)
-        ctx = drop_context(
-            ctx.to(device=x1.device).index(coupled.target_index),
-            self.context_dropout,
-            self.target_dropout,
-            generator=generator,
-        )
-        return self.process.loss(
-            self.network, coupled.x0, coupled.x1, generator=generator, context=ctx
-        )
+        extra: dict[str, Any] = {}
+        if part is not None:
+            extra["fixed"] = FixedPart(part.mask[coupled.target_index], coupled.x1)
+        if ctx is not None:
+            extra["context"] = drop_context(
+                ctx.to(device=x1.device).index(coupled.target_index),
+                self.context_dropout,
+                self.target_dropout,
+                generator=generator,
+            )
+        return self.process.loss(self.network, coupled.x0, coupled.x1, generator=generator, **extra)
+
+    def _relative_batch(
+        self, batch: GeometricGraph, fixed: NodeMask | None, generator: torch.Generator | None
+    ) -> tuple[GeometricGraph, FixedPart]:
+        """The batch in the frame and order of each graph's fixed part, and that part."""
+        assert self.canonicalizer is not None and self.fixed_parts is not None
+        x = batch.zero_padding()
+        if fixed is None:
+            fixed = self.fixed_parts(x, generator)
+        if fixed.shape != x.mask.shape or fixed.dtype != torch.bool:
+            raise FixedPartError(
+                f"fixed must be a bool mask shaped like the batch {tuple(x.mask.shape)}, got "
+                f"{fixed.dtype} {tuple(fixed.shape)}"
+            )
+        if bool(((fixed.to(x.device) & x.mask).sum(1) == 0).any()):
+            raise FixedPartError("every graph of a completion model needs at least one fixed node")
+        rel = canonicalize_relative(self.canonicalizer, x, fixed.to(x.device))
+        part = FixedPart(rel.fixed, rel.representative)
+        part.check(rel.representative)
+        return rel.representative, part
 
     # ------------------------------------------------------------------ sampling
     def _network_dtype_device(self) -> tuple[torch.dtype, torch.device]:
@@ -344,8 +490,9 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         symmetrize: bool | None = None,
         context: Context | None = None,
         guidance: float = 1.0,
+        fixed: GeometricGraph | None = None,
     ) -> GeometricGraph:
-        """Draw graphs, symmetrized and centred.
+        """Draw graphs, symmetrized and centred (completions: see ``fixed``).
 
         Args:
             template_or_sizes: a template batch (its mask and widths), a list of sizes, or a
@@ -361,6 +508,12 @@ class CanonicalGenerator(Generator, torch.nn.Module):
                 unconditional).
             guidance: classifier-free guidance scale ``w``: outputs ``u + w (c - u)`` from the
                 conditional ``c`` and unconditional ``u`` predictions (1: conditional only).
+            fixed: completion models only: the given part of each sample, one graph per
+                sample (its nodes' positions, features and the edges among them). Sample
+                ``i`` starts with these ``k_i`` nodes unchanged and in place, followed by the
+                generated nodes in random order; positions are not centred. With a number of
+                samples it must equal ``fixed.batch_size``, and sizes are drawn from
+                ``p(n | k)``; given sizes must exceed ``k_i``.
         """
         options = self.sampler.replace(
             steps=steps,
@@ -370,6 +523,16 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             stochasticity=stochasticity,
             final_tokens=final_tokens,
         )
+        if self.fixed_parts is not None:
+            if fixed is None:
+                raise FixedPartError(
+                    "this generator completes fixed parts: pass fixed= (one given part per sample)"
+                )
+            template_or_sizes = self._completion_sizes(template_or_sizes, fixed, generator)
+        elif fixed is not None:
+            raise FixedPartError(
+                "this generator was built without fixed_parts, so it cannot complete a fixed part"
+            )
         template = self._template(template_or_sizes, generator)
         ctx = self.check_context(context, template.batch_size)
         if ctx is not None:
@@ -380,6 +543,8 @@ class CanonicalGenerator(Generator, torch.nn.Module):
         self.precision = default if precision is None else precision
         try:
             extra: dict[str, Any] = {} if ctx is None else {"context": ctx, "guidance": guidance}
+            if fixed is not None:
+                return self._complete(fixed, template, options, generator, progress, extra)
             x = self.process.sample(
                 self.network,
                 self.prior,
@@ -400,6 +565,122 @@ class CanonicalGenerator(Generator, torch.nn.Module):
                     Permutation(random_permutation(x.mask, generator=generator)), x
                 )
         return x.replace(pos=masked_center(x.pos, x.mask)).zero_padding()
+
+    # ------------------------------------------------------------------ completion
+    def _completion_sizes(
+        self,
+        spec: GeometricGraph | Sequence[int] | Tensor | int,
+        fixed: GeometricGraph,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """Sizes of the completions of ``fixed``: checked, or drawn from ``p(n | k)``."""
+        if not isinstance(fixed, GeometricGraph):
+            raise FixedPartError(f"fixed must be a GeometricGraph, got {type(fixed).__name__}")
+        k = fixed.num_nodes.cpu()
+        b = fixed.batch_size
+        if isinstance(spec, GeometricGraph):
+            sizes = spec.num_nodes.cpu()
+        elif isinstance(spec, int):
+            if spec != b:
+                raise FixedPartError(
+                    f"asked for {spec} samples but gave {b} fixed parts (one per sample)"
+                )
+            sizes = torch.stack([self._draw_size(int(ki), generator) for ki in k])
+        else:
+            sizes = torch.as_tensor(spec, dtype=torch.long).flatten().cpu()
+        if sizes.numel() != b:
+            raise FixedPartError(f"{sizes.numel()} sizes for {b} fixed parts (one per sample)")
+        small = (sizes <= k).nonzero().flatten()
+        if len(small):
+            i = int(small[0])
+            raise FixedPartError(
+                f"fixed part {i} has {int(k[i])} nodes but its sample has {int(sizes[i])}: the "
+                "fixed part must be smaller than the graph"
+            )
+        return sizes
+
+    def _draw_size(self, k: int, generator: torch.Generator | None) -> Tensor:
+        """One size ``n > k`` from ``p(n | k)`` (the table's row, else the size histogram)."""
+        row = None
+        if self.fixed_sizes is not None and k < self.fixed_sizes.shape[0]:
+            row = self.fixed_sizes[k].clone()
+        if row is None or float(row[k + 1 :].sum()) <= 0:
+            if self.size_probs is None:
+                raise FixedPartError(
+                    "drawing sizes needs the size histogram or fixed_sizes: pass sizes"
+                )
+            row = self.size_probs.clone()
+        row[: k + 1] = 0.0
+        if float(row.sum()) <= 0:
+            raise FixedPartError(
+                f"no training graph had more than {k} nodes: pass the sizes of the completions"
+            )
+        probs = row if generator is None else row.to(generator.device)
+        return torch.multinomial(probs, 1, generator=generator).cpu()[0]
+
+    def _complete(
+        self,
+        fixed: GeometricGraph,
+        template: GeometricGraph,
+        options: SamplerOptions,
+        generator: torch.Generator | None,
+        progress: bool,
+        extra: dict[str, Any],
+    ) -> GeometricGraph:
+        """Generate around each canonicalized fixed part and map back with its element."""
+        assert self.canonicalizer is not None
+        given = fixed.to(device=template.device, dtype=template.dtype)
+        if given.max_nodes > template.max_nodes:
+            given = given.trim()
+        if given.max_nodes < template.max_nodes:
+            given = _pad_nodes(given, template.max_nodes)
+        given = given.validate().zero_padding()
+        k = given.num_nodes
+        self._check_fixed(given, template)
+        canon = canonicalize_fixed_part(self.canonicalizer, given, k)
+        rep = canon.representative
+        edge = template.edge if rep.edge is None else rep.edge
+        start = GeometricGraph.unchecked(rep.pos, rep.node, template.mask, edge)
+        part = FixedPart(rep.mask, start)
+        x = self.process.sample(
+            self.network,
+            self.prior,
+            start,
+            options,
+            generator=generator,
+            progress=progress,
+            fixed=part,
+            **extra,
+        )
+        if self.symmetrize_fixed:
+            x = _rotate_free_nodes(x, rep, generator)
+        group = self.canonicalizer.group
+        x = group.act(canon.element, x)
+        # the given values exactly, not their round trip through the frame
+        x = FixedPart(given.mask, given.replace(mask=template.mask)).clamp(x)
+        keys = torch.rand(x.mask.shape, generator=generator, dtype=torch.float64, device=x.device)
+        slots = torch.arange(x.max_nodes, device=x.device, dtype=torch.float64)
+        keys = torch.where(given.mask, slots - x.max_nodes - 1.0, keys)  # fixed: first, in order
+        keys = torch.where(x.mask, keys, 2.0 + slots)  # padding: last, in place
+        x = SymmetricGroup().act(Permutation(torch.argsort(keys, dim=1)), x)
+        return x.zero_padding()
+
+    def _check_fixed(self, given: GeometricGraph, template: GeometricGraph) -> None:
+        """The fixed parts fit the samples (widths, sizes), and no two fixed nodes are closer
+        than ``fixed_clash``."""
+        FixedPart(given.mask, given).check(template)
+        if self.fixed_clash > 0:
+            d = torch.cdist(given.pos.double(), given.pos.double())
+            pairs = pair_mask(given.mask)
+            d = torch.where(pairs, d, torch.full_like(d, math.inf))
+            closest = d.flatten(1).min(1).values
+            bad = (closest < self.fixed_clash).nonzero().flatten()
+            if len(bad):
+                i = int(bad[0])
+                raise FixedPartError(
+                    f"fixed part {i} has two nodes {float(closest[i]):.3g} apart, closer than "
+                    f"fixed_clash={self.fixed_clash:g}: its atoms clash"
+                )
 
     def __repr__(self) -> str:
         return (

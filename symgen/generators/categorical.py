@@ -54,15 +54,18 @@ def token_cross_entropy(
     mask: NodeMask,
     *,
     edges: bool,
+    pairs: Tensor | None = None,
 ) -> Float[Tensor, ""]:
     """Cross-entropy ``-log softmax(logits)[class(target)]`` averaged per graph, then over graphs.
 
-    Nodes: over real nodes. Edges: logits are symmetrized, ``(L_jk + L_kj) / 2``, and the mean
-    is over unordered pairs of distinct real nodes. ``target`` is one-hot.
+    Nodes: over the nodes of ``mask``. Edges: logits are symmetrized, ``(L_jk + L_kj) / 2``,
+    and the mean is over unordered pairs of distinct real nodes (restricted to the symmetric
+    ``(b, n, n)`` boolean ``pairs`` when given). ``target`` is one-hot.
     """
     if edges:
         logits = 0.5 * (logits + logits.transpose(1, 2))
-        w = upper_pair_mask(mask).to(logits.dtype)
+        upper = upper_pair_mask(mask)
+        w = (upper if pairs is None else upper & pairs).to(logits.dtype)
     else:
         w = mask.to(logits.dtype)
     nll = -(torch.log_softmax(logits, -1) * target).sum(-1)

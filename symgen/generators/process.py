@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from symgen.conditioning import Context, guide
+from symgen.conditioning import Context, FixedPart, guide
 from symgen.generators.base import (
     LossOutput,
     Process,
@@ -43,7 +43,12 @@ from symgen.generators.prediction import (
 from symgen.generators.sampling import SamplerOptions, SolverName, StepContext, make_solver
 from symgen.generators.schedules import PathSchedule, PowerTokenSchedule, TokenSchedule
 from symgen.masking import node_weights, pair_mask, symmetrize_edges
-from symgen.network import GraphNetwork, supports_self_conditioning, supports_step_size
+from symgen.network import (
+    GraphNetwork,
+    supports_fixed_nodes,
+    supports_self_conditioning,
+    supports_step_size,
+)
 from symgen.priors import CategoricalSpec, Prior
 from symgen.shapes import PerGraph
 from symgen.state import GeometricGraph
@@ -97,6 +102,14 @@ class AffineProcess(Process):
     is their independence within the step, which the shortcut target does not address
     (docs/concepts/generators.md). Sampling with Euler steps of size ``h`` passes the nearest
     trained step size (:meth:`step_size_input`); other solvers pass ``d = 0``.
+
+    **Fixed parts** (substructure conditioning, a :class:`~symgen.conditioning.FixedPart`):
+    the fixed nodes' positions and features and the edges among fixed nodes hold their given
+    values on every path state (training) and solver state (sampling), the network is told
+    which nodes are fixed (``fixed=``, see :func:`~symgen.network.supports_fixed_nodes`), and
+    the loss is taken over the other nodes and over pairs with at least one free end. This is
+    inpainting with a network trained for it: the fixed entries are exact at every ``t``.
+    Shortcut training does not support fixed parts.
 
     Edges are symmetric with a zero diagonal throughout: continuous edge predictions are
     symmetrized, token edges use one draw per unordered pair.
@@ -247,9 +260,11 @@ class AffineProcess(Process):
         d: PerGraph | None = None,
         context: Context | None = None,
         guidance: float = 1.0,
+        fixed: FixedPart | None = None,
     ) -> Prediction:
         """Evaluate the network at ``(x, t)`` (with the self-conditioning estimate ``cond``,
-        for few-step objectives the step size ``d``, and the per-graph ``context``).
+        for few-step objectives the step size ``d``, the per-graph ``context`` and the
+        fixed-node mask of ``fixed``).
 
         With a context and ``guidance != 1`` the network runs twice, with the context and with
         it masked out, and the raw outputs (velocities or other regression outputs, logits) are
@@ -272,6 +287,13 @@ class AffineProcess(Process):
             if cond is None:  # "no estimate yet" is an all-zero estimate (Chen et al. 2023)
                 cond = x.map(torch.zeros_like)
             step["cond"] = cond
+        if fixed is not None:
+            if not supports_fixed_nodes(model):
+                raise ValueError(
+                    "a fixed part needs a network that accepts fixed= (its attribute "
+                    "fixed_nodes_input is true), e.g. CanonTransformer(fixed_nodes=True)"
+                )
+            step["fixed"] = fixed.mask
         if context is None:
             raw = model(x, t, **step)  # type: ignore[call-arg]
         else:
@@ -323,9 +345,12 @@ class AffineProcess(Process):
         *,
         generator: torch.Generator | None = None,
         context: Context | None = None,
+        fixed: FixedPart | None = None,
     ) -> LossOutput:
         if self.spec is not None:
             self.spec.check(x1)
+        if fixed is not None and self.shortcut > 0:
+            raise ValueError("shortcut training does not support fixed parts (use shortcut=0)")
         b = x1.batch_size
         t = torch.rand(b, generator=generator, dtype=torch.float64, device=x1.device).to(x1.dtype)
         if self.exclude_data_time:
@@ -334,13 +359,15 @@ class AffineProcess(Process):
         if self.shortcut > 0:
             t, d, chosen = self._shortcut_times(t, generator)
         xt = self.interpolate(x0, x1, t, generator=generator)
+        if fixed is not None:
+            xt = fixed.clamp(xt)
         cond = None
         if self.self_conditioning:
             coin = torch.rand((), generator=generator, dtype=torch.float64, device=x1.device)
             if float(coin) < 0.5:
                 with torch.no_grad():
-                    cond = self.estimate(self.predict(model, xt, t, None, d, context))
-        raw = self.predict(model, xt, t, cond, d, context).raw
+                    cond = self.estimate(self.predict(model, xt, t, None, d, context, fixed=fixed))
+        raw = self.predict(model, xt, t, cond, d, context, fixed=fixed).raw
         target = regression_target(self.prediction, self.schedule, x0, x1, t)
         if chosen is not None and len(chosen):
             assert d is not None
@@ -348,6 +375,10 @@ class AffineProcess(Process):
                 model, target, x0, x1, xt, t, d, chosen, generator, context
             )
         mask, c = x1.mask, self.layout.token_columns
+        pairs = None
+        if fixed is not None:  # the loss is over free nodes and pairs with a free end
+            pairs = fixed.free_pairs(mask)
+            mask = fixed.free_nodes(mask)
         terms: dict[str, Tensor] = {"pos": masked_node_mse(raw.pos, target.pos, mask)}
         node_terms = []
         if self.discrete and self.spec is not None:
@@ -362,10 +393,12 @@ class AffineProcess(Process):
         if x1.edge is not None and x0.edge is not None:
             assert raw.edge is not None and target.edge is not None
             if self.layout.token_edges:
-                terms["edge"] = token_cross_entropy(raw.edge, x1.edge, mask, edges=True)
+                terms["edge"] = token_cross_entropy(
+                    raw.edge, x1.edge, x1.mask, edges=True, pairs=pairs
+                )
             else:
-                sym = symmetrize_edges(raw.edge, mask)
-                terms["edge"] = masked_edge_mse(sym, target.edge, mask)
+                sym = symmetrize_edges(raw.edge, x1.mask)
+                terms["edge"] = masked_edge_mse(sym, target.edge, x1.mask, pairs)
         total = sum(self.weights[k] * v for k, v in terms.items())
         assert isinstance(total, Tensor)
         return LossOutput(total=total, terms=terms)
@@ -502,11 +535,16 @@ class AffineProcess(Process):
         progress: bool = False,
         context: Context | None = None,
         guidance: float = 1.0,
+        fixed: FixedPart | None = None,
     ) -> GeometricGraph:
         """Integrate from ``prior.sample(template)`` at t = 0 to data at t = 1 (conditioned on
-        ``context`` with guidance scale ``guidance``, see :meth:`predict`)."""
+        ``context`` with guidance scale ``guidance``, see :meth:`predict`; the entries of
+        ``fixed`` held at their values on every state the network sees)."""
         times = options.times()
         x = prior.sample(template, generator=generator)
+        if fixed is not None:
+            fixed.check(x)
+            x = fixed.clamp(x)
         b = x.batch_size
         solver = make_solver(options.solver)
         cond: GeometricGraph | None = None
@@ -518,7 +556,9 @@ class AffineProcess(Process):
         def field(y: GeometricGraph, tau: float) -> Prediction:
             tv = torch.full((b,), tau, dtype=y.dtype, device=y.device)
             dv = torch.full((b,), step_size, dtype=y.dtype, device=y.device) if trained_d else None
-            return self.predict(model, y, tv, cond, dv, context, guidance)
+            if fixed is not None:  # intermediate solver states too
+                y = fixed.clamp(y)
+            return self.predict(model, y, tv, cond, dv, context, guidance, fixed)
 
         def fresh_noise() -> GeometricGraph:
             return prior.noise_prior.sample(template, generator=generator)
@@ -543,6 +583,8 @@ class AffineProcess(Process):
             )
             moved = solver.step(field, x, pred, t, s, ctx)
             x = self._jump(x, moved, pred, t, s, options, prior, generator)
+            if fixed is not None:
+                x = fixed.clamp(x)
         x = x.zero_padding()
         if self.spec is not None and not self.discrete:
             x = decode_categorical(x, self.spec)

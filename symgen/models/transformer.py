@@ -29,7 +29,7 @@ from symgen.models.common import (
     sinusoidal_embedding,
     symmetrize_pairs,
 )
-from symgen.shapes import PerGraph, Permutations
+from symgen.shapes import NodeMask, PerGraph, Permutations
 from symgen.state import GeometricGraph
 
 __all__ = ["CanonTransformerConfig", "CanonTransformer"]
@@ -64,6 +64,9 @@ class CanonTransformerConfig:
             time and added to the time conditioning.
         context_dim: accept ``context=`` with this many per-graph targets (0: unconditional):
             an embedding of ``[values · mask, mask]`` is added to the time conditioning.
+        fixed_nodes: accept ``fixed=`` (substructure conditioning): a learned vector is added
+            to the token of every fixed node, and another to the pair representation of every
+            pair of fixed nodes.
 
     Examples:
         >>> cfg = CanonTransformerConfig(node_in=8, node_out=8, edge_in=4, edge_out=4, width=32,
@@ -90,6 +93,7 @@ class CanonTransformerConfig:
     self_condition: bool = False
     step_size: bool = False
     context_dim: int = 0
+    fixed_nodes: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -226,6 +230,10 @@ class CanonTransformer(nn.Module):
         self.context_dim = cfg.context_dim
         if cfg.context_dim > 0:  # per-graph targets condition like the time
             self.context = ContextEmbedding(cfg.context_dim, w)
+        self.fixed_nodes_input = cfg.fixed_nodes
+        if cfg.fixed_nodes:  # which atoms are given (clean at every t)
+            self.fixed_token = nn.Parameter(torch.zeros(w))
+            self.fixed_pair = nn.Parameter(torch.zeros(p))
         self.rbf = GaussianBasis(cfg.num_rbf, cfg.cutoff)
         self.embed_dist = mlp([cfg.num_rbf, p, p])
         self.embed_edge = nn.Linear(cfg.edge_in, p, bias=False) if cfg.edge_in > 0 else None
@@ -257,6 +265,7 @@ class CanonTransformer(nn.Module):
         d: PerGraph | None = None,
         rank: Permutations | None = None,
         context: Context | None = None,
+        fixed: NodeMask | None = None,
     ) -> GeometricGraph:
         """Predict positions, node and edge outputs for the batch ``x`` at times ``t``.
 
@@ -268,6 +277,8 @@ class CanonTransformer(nn.Module):
                 velocity).
             rank: canonical rank of each slot; default: the slot index ``0..n-1``.
             context: per-graph targets (needs ``context_dim``; ``None``: none given).
+            fixed: ``(b, n)`` mask of the nodes whose values are given (needs
+                ``fixed_nodes``; ``None``: none).
         """
         cfg = self.config
         t = check_inputs(x, t, cfg.node_in, cfg.edge_in, "CanonTransformer")
@@ -296,6 +307,14 @@ class CanonTransformer(nn.Module):
             h = h + self.embed_degree(x.edge.sum(2) / 4.0)  # edge-class counts per atom
         key_mask = torch.zeros(x.batch_size, 1, 1, x.max_nodes, dtype=x.dtype, device=x.device)
         key_mask = key_mask.masked_fill(~mask[:, None, None, :], float("-inf"))
+        if fixed is not None:
+            if not cfg.fixed_nodes:
+                raise ValueError(
+                    "this CanonTransformer takes no fixed-node mask: build it with fixed_nodes=True"
+                )
+            f = (fixed & mask).to(h.dtype)
+            h = h + f[..., None] * self.fixed_token
+            pair = pair + (f[:, :, None] * f[:, None, :])[..., None] * self.fixed_pair
         if cond is not None:
             h, pair = self._add_estimate(x, cond, h, pair)
         tcond = self.time(t)

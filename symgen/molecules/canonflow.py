@@ -78,6 +78,7 @@ from symgen.groups import SO3, DirectProduct, SymmetricGroup
 from symgen.models import build_network
 from symgen.molecules.dataset import MoleculeDataset
 from symgen.molecules.featurize import FeatureLayout, MolecularFeaturizer
+from symgen.molecules.fragments import FragmentSampler
 from symgen.molecules.loader import featurize_store
 from symgen.molecules.molecule import Molecule
 from symgen.molecules.property_context import PropertyContext
@@ -88,6 +89,7 @@ from symgen.priors import (
     CategoricalPrior,
     CategoricalSpec,
     CenteredGaussianPrior,
+    GaussianPrior,
     Prior,
     ProductPrior,
 )
@@ -198,8 +200,9 @@ class CanonFlowConfig:
     process: str = _opt("flow", "generative process", ("flow", "diffusion"))
     prior: str = _opt(
         "aligned",
-        "position prior: aligned (canonicalized noise) or centred Gaussian",
-        ("aligned", "centered"),
+        "position prior: aligned (canonicalized noise), centred Gaussian, or plain Gaussian "
+        "(not centred: for fixed_parts, where the fixed atoms set the frame)",
+        ("aligned", "centered", "gaussian"),
     )
     coupling: str = _opt(
         "ot", "prior-data coupling", ("independent", "ot", "aligned", "aligned_ot")
@@ -250,6 +253,16 @@ class CanonFlowConfig:
         ("all", "first", "second"),
     )
     guidance: float = _opt(1.0, "conditioning: classifier-free guidance scale when sampling")
+    fixed_parts: str = _opt(
+        "none",
+        "substructure conditioning: train a completion model, each molecule with a random "
+        "fixed part (its ring scaffold or a connected heavy-atom fragment); needs "
+        "prior='gaussian'",
+        ("none", "fragments"),
+    )
+    scaffold_share: float = _opt(
+        0.5, "fixed_parts: share of molecules whose ring scaffold is the fixed part"
+    )
     weight_pos: float = _opt(1.0, "loss weight of the position term")
     weight_node: float = _opt(1.0, "loss weight of the atom-type and charge terms")
     weight_edge: float = _opt(1.0, "loss weight of the bond term")
@@ -424,6 +437,28 @@ def validate_config(cfg: CanonFlowConfig) -> None:
         raise ValueError(
             "self_condition needs a network that accepts the estimate: "
             "network='canon_transformer' or 'egnn'"
+        )
+    if cfg.fixed_parts != "none":
+        if not cfg.canonicalize or cfg.network != "canon_transformer":
+            raise ValueError(
+                "fixed_parts needs canonicalize=true and network='canon_transformer' (the fixed "
+                "part's canonical frame is the molecule's frame)"
+            )
+        if cfg.prior != "gaussian":
+            raise ValueError(
+                "fixed_parts needs prior='gaussian': the fixed atoms set the frame, so the "
+                "noise is neither centred nor aligned"
+            )
+        if cfg.coupling not in ("independent", "ot") or cfg.process != "flow" or cfg.shortcut:
+            raise ValueError(
+                "fixed_parts needs process='flow', coupling 'independent' or 'ot' and shortcut=0"
+            )
+        if not 0.0 <= cfg.scaffold_share <= 1.0:
+            raise ValueError(f"scaffold_share must be in [0, 1], got {cfg.scaffold_share}")
+    elif cfg.prior == "gaussian":
+        raise ValueError(
+            "prior='gaussian' (not centred) is for fixed_parts; unconditional models use "
+            "'aligned' or 'centered'"
         )
     if cfg.condition:
         names = condition_names(cfg)
@@ -708,6 +743,7 @@ def network_kwargs(cfg: CanonFlowConfig, layout: FeatureLayout) -> dict[str, Any
             self_condition=cfg.self_condition,
             step_size=cfg.shortcut > 0,
             context_dim=len(condition_names(cfg)),
+            fixed_nodes=cfg.fixed_parts != "none",
         )
     if cfg.network == "egnn":
         return dict(
@@ -769,10 +805,11 @@ def build_generator(
     spec = categorical_spec(layout)
     categorical = _categorical_prior(cfg, spec, data)
     canonicalizer = geometric_spectral_canonicalizer() if cfg.canonicalize else None
+    position = GaussianPrior if cfg.prior == "gaussian" else CenteredGaussianPrior
     if cfg.categorical == "continuous":  # one-hot relaxation: Gaussian noise on every channel
-        prior: Prior = CenteredGaussianPrior()
+        prior: Prior = position()
     else:
-        prior = ProductPrior(CenteredGaussianPrior(features=False), categorical)
+        prior = ProductPrior(position(features=False), categorical)
     if cfg.prior == "aligned":
         prior = AlignedPrior(prior, geometric_spectral_canonicalizer())
     coupling = {
@@ -803,6 +840,12 @@ def build_generator(
     model = build_network(cfg.network, **network_kwargs(cfg, layout))
     augment = DirectProduct(SymmetricGroup(), SO3()) if cfg.augment else None
     sizes = None if data is None else torch.bincount(data.train.num_nodes).to(torch.float64)
+    fixed: dict[str, Any] = {}
+    if cfg.fixed_parts != "none":
+        sampler = FragmentSampler(layout, scaffold_share=cfg.scaffold_share)
+        fixed = dict(fixed_parts=sampler, fixed_clash=FIXED_CLASH_ANGSTROM, symmetrize_fixed=True)
+        if data is not None:
+            fixed["fixed_sizes"] = fixed_size_table(data.train, sampler, seed=cfg.seed)
     return CanonicalGenerator(
         canonicalizer,
         prior,
@@ -819,7 +862,31 @@ def build_generator(
         context_dim=len(condition_names(cfg)),
         context_dropout=cfg.context_dropout,
         target_dropout=cfg.target_dropout,
+        **fixed,
     )
+
+
+#: Two given atoms closer than this (Å) clash: shorter than any bond (H2's is 0.74 Å).
+FIXED_CLASH_ANGSTROM = 0.5
+
+
+def fixed_size_table(
+    store: GraphStore, sampler: FragmentSampler, *, seed: int, limit: int = 20000
+) -> torch.Tensor:
+    """Counts ``[k, n]`` of (fixed atoms, molecule size) over one fragment draw for each of up
+    to ``limit`` training molecules: the completion sizes ``p(n | k)``."""
+    rng = np.random.default_rng(seed)
+    chosen = torch.as_tensor(rng.permutation(len(store))[: min(limit, len(store))])
+    n_max = int(store.num_nodes.max())
+    table = np.zeros((n_max + 1, n_max + 1))
+    for lo in range(0, len(chosen), 512):
+        x = store.batch(chosen[lo : lo + 512])
+        if x.edge is None:
+            raise ValueError("fixed parts need molecules with bonds (edge channels)")
+        node, edge = x.node.float().numpy(), x.edge.float().numpy()
+        for i, k in enumerate(x.num_nodes.tolist()):
+            table[int(sampler.choose(node[i], edge[i], k, rng).sum()), k] += 1
+    return torch.as_tensor(table)
 
 
 def training_config(cfg: CanonFlowConfig) -> TrainingConfig:
@@ -1163,6 +1230,7 @@ def sample_molecules(
     targets: np.ndarray | None = None,
     sizes: Sequence[int] | None = None,
     guidance: float | None = None,
+    fixed: Sequence[Molecule] | None = None,
     **sampler: Any,
 ) -> tuple[list[Molecule], float]:
     """Draw ``num`` symmetrized molecules, decoded.
@@ -1172,10 +1240,14 @@ def sample_molecules(
     values in physical units for a conditional model (NaN: not given; ``None``:
     unconditional), sampled with the classifier-free ``guidance`` scale (default: the run's).
     ``sampler`` overrides the generator's sampler defaults (``steps``, ``solver``, ...).
+    ``fixed``: for a completion model (``fixed_parts``), the given part of each molecule (one
+    per molecule, or one for all): molecule ``i`` starts with those atoms, unchanged, and sizes
+    follow ``p(n | k)`` unless given.
     Returns the molecules and the sampling rate in molecules per second.
 
     Raises:
-        ValueError: targets for an unconditional model, or targets or sizes of another length.
+        ValueError: targets for an unconditional model, or targets, sizes or fixed parts of
+            another length.
     """
     from tqdm.auto import tqdm
 
@@ -1197,6 +1269,11 @@ def sample_molecules(
             guidance = guidance_of(gen)
     if sizes is not None and len(sizes) != num:
         raise ValueError(f"{len(sizes)} sizes for {num} molecules")
+    if fixed is not None:
+        if len(fixed) == 1:
+            fixed = list(fixed) * num
+        if len(fixed) != num:
+            raise ValueError(f"{len(fixed)} fixed parts for {num} molecules")
     out: list[Molecule] = []
     t0 = time.perf_counter()
     with tqdm(total=num, desc=f"sampling ({steps} steps)", disable=not progress, unit="mol") as bar:
@@ -1208,6 +1285,8 @@ def sample_molecules(
                 assert context is not None
                 sampler["context"] = context.context(targets[lo : lo + b], device=device)
                 sampler["guidance"] = guidance
+            if fixed is not None:
+                sampler["fixed"] = featurizer.batch(fixed[lo : lo + b]).to(device=device)
             x = gen.sample(what, generator=g, **sampler)
             out.extend(featurizer.decode(x.to(device="cpu", dtype=torch.float32)))
             bar.update(b)
