@@ -150,3 +150,42 @@ def last_value(csv_path: Path, column: str) -> float:
     with csv_path.open() as f:
         rows = list(csv.DictReader(f))
     return float(rows[-1][column]) if rows else math.nan
+
+
+def quick_train_command(
+    folder: Path,
+    minutes: float,
+    *,
+    device: str = "cpu",
+    qm9_limit: int = 0,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``train.py --preset quick`` for ``minutes`` at one thread, writing ``folder``, without
+    the final and periodic evaluations (the benchmark scores the samples itself); resumes when
+    ``folder`` holds a checkpoint. ``qm9_limit`` parses only the first molecules (smoke runs)."""
+    cmd = [
+        sys.executable,
+        str(EX / "train.py"),
+        "--preset",
+        "quick",
+        *extra,
+        "--time-budget-min",
+        str(minutes),
+        "--final-samples",
+        "0",
+        "--eval-every",
+        "0",
+        "--out-dir",
+        str(folder),
+        "--progress",
+        "false",
+        "--threads",
+        "1",
+        "--device",
+        device,
+    ]
+    if qm9_limit:
+        cmd += ["--qm9-limit", str(qm9_limit), "--val-limit", "64"]
+    if (folder / "checkpoint.pt").exists():
+        cmd.append("--resume")
+    return cmd

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import EX, ROOT, machine, one_commit
+from _common import ROOT, machine, one_commit, quick_train_command
 
 from symgen.molecules import canonflow as cf
 from symgen.molecules.featurize import FeatureLayout
@@ -125,11 +125,7 @@ def start_generator(
     folder = out / "generator"
     if (folder / "done").exists():
         return None
-    cmd = [
-        sys.executable,
-        str(EX / "train.py"),
-        "--preset",
-        "quick",
+    extra = [
         "--condition",
         ",".join(QM9_PROPERTY_NAMES),
         "--train-half",
@@ -138,25 +134,10 @@ def start_generator(
         str(args.target_dropout),
         "--context-dropout",
         str(args.context_dropout),
-        "--time-budget-min",
-        str(args.generator_min),
-        "--final-samples",
-        "0",
-        "--eval-every",
-        "0",
-        "--out-dir",
-        str(folder),
-        "--progress",
-        "false",
-        "--threads",
-        "1",
-        "--device",
-        args.device,
     ]
-    if args.qm9_limit:
-        cmd += ["--qm9-limit", str(args.qm9_limit), "--val-limit", "64"]
-    if (folder / "checkpoint.pt").exists():
-        cmd.append("--resume")
+    cmd = quick_train_command(
+        folder, args.generator_min, device=args.device, qm9_limit=args.qm9_limit, extra=extra
+    )
     cmd += shlex.split(args.generator_args)
     folder.mkdir(parents=True, exist_ok=True)
     record.append(shlex.join(cmd))

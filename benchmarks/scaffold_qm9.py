@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import EX, ROOT, machine, one_commit
+from _common import ROOT, machine, one_commit, quick_train_command
 
 from symgen.molecules import canonflow as cf
 from symgen.molecules import io as mio
@@ -74,34 +74,10 @@ def stage_train(args: argparse.Namespace, out: Path, record: list[str]) -> None:
     folder = out / "generator"
     if (folder / "done").exists():
         return
-    cmd = [
-        sys.executable,
-        str(EX / "train.py"),
-        "--preset",
-        "quick",
-        "--fixed-parts",
-        "fragments",
-        "--prior",
-        "gaussian",
-        "--time-budget-min",
-        str(args.train_min),
-        "--final-samples",
-        "0",
-        "--eval-every",
-        "0",
-        "--out-dir",
-        str(folder),
-        "--progress",
-        "false",
-        "--threads",
-        "1",
-        "--device",
-        args.device,
-    ]
-    if args.qm9_limit:
-        cmd += ["--qm9-limit", str(args.qm9_limit), "--val-limit", "64"]
-    if (folder / "checkpoint.pt").exists():
-        cmd.append("--resume")
+    extra = ["--fixed-parts", "fragments", "--prior", "gaussian"]
+    cmd = quick_train_command(
+        folder, args.train_min, device=args.device, qm9_limit=args.qm9_limit, extra=extra
+    )
     cmd += shlex.split(args.train_args)
     folder.mkdir(parents=True, exist_ok=True)
     record.append(shlex.join(cmd))
