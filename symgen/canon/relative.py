@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from symgen.canon.base import Canonicalization, Canonicalizer
+from symgen.groups import axis_angle_to_matrix, random_rotation
 from symgen.masking import gather_edges, gather_nodes, prefix_mask
 from symgen.shapes import NodeMask, PerGraphBool, PerGraphInt, Permutations
 from symgen.state import GeometricGraph
@@ -179,8 +180,6 @@ class PointSymmetries:
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """One symmetry drawn uniformly (Haar measure of the stabilizer), ``(3, 3)``."""
-        from symgen.groups import axis_angle_to_matrix, random_rotation
-
         dtype = self.rotations.dtype
         dev = None if generator is None else generator.device
         if self.every_rotation:
