@@ -1,5 +1,6 @@
 """The molecule example end to end at tiny sizes: exact resume after a crash, DDP on CPU, CLI."""
 
+import argparse
 import csv
 import dataclasses
 import json
@@ -364,6 +365,9 @@ def test_sampling_checkpoint_is_small_and_samples_like_the_ema(tmp_path, cache, 
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a.atomic_numbers, b.atomic_numbers)
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-5)
+    sizes = [9, 3, 7, 3, 12, 5, 4]  # batches are formed from sorted sizes, then put back
+    mols, _ = cf.sample_molecules(loaded, 7, seed=0, sizes=sizes, batch_size=2, steps=2)
+    assert [len(m.atomic_numbers) for m in mols] == sizes
     half = tmp_path / "half.pt"
     cf.export_sampling_checkpoint(trainer, half, dtype=torch.float16)
     assert path.stat().st_size - half.stat().st_size >= 2 * params * 0.9  # 2 bytes per weight
@@ -371,6 +375,111 @@ def test_sampling_checkpoint_is_small_and_samples_like_the_ema(tmp_path, cache, 
     assert from_half.sampler == loaded.sampler
     assert torch.equal(from_half.size_probs, loaded.size_probs)  # counts kept in float64
     assert len(cf.sample_molecules(from_half, 3, seed=1, steps=2, progress=False)[0]) == 3
+
+
+def test_evaluation_rounds_keep_their_snapshots(tmp_path, cache, monkeypatch):
+    """With eval_snapshots, each sample-and-evaluate round writes the EMA sampling checkpoint
+    it sampled from (the weights of that step, loadable without the run), next to its row of
+    evaluation.csv; without it, no snapshot is written."""
+    from symgen.molecules import canonflow as cf
+
+    monkeypatch.setenv("SYMGEN_CACHE", str(cache))
+    common = dict(
+        qm9_limit=400,
+        val_limit=8,
+        width=16,
+        depth=1,
+        heads=2,
+        batch_size=8,
+        max_steps=4,
+        warmup_steps=1,
+        val_every=0,
+        ckpt_every=4,
+        eval_every=2,
+        eval_samples=3,
+        sample_steps=2,
+        progress=False,
+        tensorboard=False,
+        cache_dir=str(cache),
+    )
+    run = tmp_path / "run"
+    gen, trainer, _ = cf.train(cf.CanonFlowConfig(**common, out_dir=str(run), eval_snapshots=True))
+    with (run / "evaluation.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [2, 4]
+    snaps = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert snaps == ["step_0000002.pt", "step_0000004.pt"]
+    first, _, state = cf.load_generator(run / "snapshots" / snaps[0])
+    assert state["weights"] == "ema" and state["step"] == 2
+    last, _, state = cf.load_generator(run / "snapshots" / snaps[1])
+    assert state["step"] == 4
+    with trainer.averaged():
+        final = {k: v.clone() for k, v in gen.state_dict().items() if torch.is_tensor(v)}
+    differs = False
+    for key, value in last.state_dict().items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            assert torch.equal(value, final[key]), f"the last snapshot is not the EMA: {key}"
+            differs |= not torch.equal(value, first.state_dict()[key])
+    assert differs, "the two rounds' snapshots hold the same weights"
+
+    plain = tmp_path / "plain"
+    cf.train(cf.CanonFlowConfig(**common, out_dir=str(plain)))
+    assert (plain / "evaluation.csv").exists() and not (plain / "snapshots").exists()
+
+
+def test_snapshots_of_rounds_a_run_redoes_are_dropped(tmp_path):
+    """A new run deletes an old run's snapshots; a resumed run deletes those after its
+    checkpoint's step (it will redo those rounds), and keeps the others."""
+    from symgen.molecules import canonflow as cf
+    from symgen.training import save_checkpoint
+
+    folder = cf.snapshot_folder(tmp_path)
+    folder.mkdir()
+    for step in (2, 4, 6):
+        (folder / f"step_{step:07d}.pt").write_bytes(b"x")
+    save_checkpoint(tmp_path / "checkpoint.pt", {"step": 4})
+    dropped = cf.drop_later_snapshots(tmp_path, resume=True)
+    assert [p.name for p in dropped] == ["step_0000006.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["step_0000002.pt", "step_0000004.pt"]
+    cf.drop_later_snapshots(tmp_path, resume=False)
+    assert list(folder.iterdir()) == []
+    assert cf.drop_later_snapshots(tmp_path / "nowhere", resume=False) == []
+
+
+def test_snapshots_need_evaluation_rounds():
+    from symgen.molecules import canonflow as cf
+
+    with pytest.raises(ValueError, match="eval_snapshots"):
+        cf.validate_config(cf.CanonFlowConfig(eval_snapshots=True, eval_every=0))
+    with pytest.raises(ValueError, match="eval_samples"):
+        cf.validate_config(cf.CanonFlowConfig(eval_every=5, eval_samples=0))
+
+
+def test_long_overlay_continues_the_quick_recipe():
+    """--config qm9_long on --preset quick changes the schedule, evaluation and output folder
+    only: the method, network and sampler stay the quick preset's."""
+    from symgen.molecules import canonflow as cf
+
+    parser = argparse.ArgumentParser()
+    cf.add_config_arguments(parser)
+    quick = cf.resolve_config(parser.parse_args(["--preset", "quick"]))
+    long = cf.resolve_config(parser.parse_args(["--preset", "quick", "--config", "qm9_long"]))
+    changed = {
+        f.name
+        for f in dataclasses.fields(cf.CanonFlowConfig)
+        if getattr(quick, f.name) != getattr(long, f.name)
+    }
+    assert changed == {
+        "out_dir",
+        "schedule_clock",
+        "max_steps",
+        "time_budget_min",
+        "val_every",
+        "eval_every",
+        "eval_samples",
+        "eval_snapshots",
+    }
+    assert long.schedule_clock == "steps" and long.time_budget_min == 0  # exact resume
+    assert long.eval_snapshots and long.max_steps > 5 * 16_000
 
 
 def test_recipe_cache_key_covers_the_canonicalizer(tmp_path, cache, monkeypatch):

@@ -435,21 +435,32 @@ class CanonicalGenerator(Generator, torch.nn.Module):
             return torch.get_default_dtype(), torch.device("cpu")
         return ref.dtype, ref.device
 
+    def draw_sizes(self, num: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``num`` node counts drawn from the size histogram (on ``generator``'s device).
+
+        ``sample(num)`` draws its sizes with this; a caller that batches many samples can draw
+        them first and pass them on (e.g. sorted, so that each batch pads less).
+
+        Raises:
+            ValueError: no size histogram, or ``num < 1``.
+        """
+        if self.size_probs is None:
+            raise ValueError(
+                "sample(num_samples) needs the size histogram: pass sizes= to the constructor"
+            )
+        if num < 1:
+            raise ValueError(f"number of samples must be >= 1, got {num}")
+        # the histogram lives on the CPU; a CUDA generator draws on its own device
+        probs = self.size_probs if generator is None else self.size_probs.to(generator.device)
+        return torch.multinomial(probs, num, replacement=True, generator=generator)
+
     def _template(
         self, spec: GeometricGraph | Sequence[int] | Tensor | int, generator: torch.Generator | None
     ) -> GeometricGraph:
         if isinstance(spec, GeometricGraph):
             return spec.validate().zero_padding()
         if isinstance(spec, int):
-            if self.size_probs is None:
-                raise ValueError(
-                    "sample(num_samples) needs the size histogram: pass sizes= to the constructor"
-                )
-            if spec < 1:
-                raise ValueError(f"number of samples must be >= 1, got {spec}")
-            # the histogram lives on the CPU; a CUDA generator draws on its own device
-            probs = self.size_probs if generator is None else self.size_probs.to(generator.device)
-            counts = torch.multinomial(probs, spec, replacement=True, generator=generator)
+            counts = self.draw_sizes(spec, generator=generator)
         else:
             counts = torch.as_tensor(spec, dtype=torch.long).flatten()
             if counts.numel() == 0 or bool((counts < 1).any()):

@@ -300,6 +300,11 @@ class CanonFlowConfig:
     ckpt_every: int = _opt(250, "steps between checkpoints")
     eval_every: int = _opt(0, "steps between small sample-and-evaluate rounds (0: off)")
     eval_samples: int = _opt(64, "molecules sampled in each periodic evaluation")
+    eval_snapshots: bool = _opt(
+        False,
+        "keep the EMA sampling checkpoint of every evaluation round in OUT_DIR/snapshots/ "
+        "(to ship the best of a learning curve)",
+    )
     tensorboard: bool = _opt(True, "write TensorBoard logs (needs the 'logging' extra)")
     # sampling defaults (stored in the checkpoint; sample.py can override each)
     sample_steps: int = _opt(50, "solver steps when sampling")
@@ -501,6 +506,14 @@ def validate_config(cfg: CanonFlowConfig) -> None:
     ):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.eval_every < 0 or (cfg.eval_every and cfg.eval_samples < 1):
+        raise ValueError(
+            "eval_every must be >= 0 (0: off), and evaluation rounds need eval_samples >= 1"
+        )
+    if cfg.eval_snapshots and not cfg.eval_every:
+        raise ValueError(
+            "eval_snapshots keeps the checkpoints of evaluation rounds: set eval_every > 0"
+        )
     if cfg.schedule_clock == "time" and not cfg.time_budget_min > 0:
         raise ValueError("schedule_clock='time' anneals over time_budget_min: set it > 0")
     for f in fields(CanonFlowConfig):  # config files bypass argparse's choices
@@ -961,6 +974,9 @@ class SampleAndEvaluate:
         num: molecules per round.
         reference: the evaluator's reference (see :func:`load_reference`).
         strain_molecules: molecules whose MMFF strain is computed (0: none).
+        snapshot_dir: when given, each round first writes the EMA sampling checkpoint it
+            samples from to ``snapshot_dir/step_<step>.pt`` (float32), so that the best round
+            of a learning curve can be shipped.
     """
 
     name = "evaluation"
@@ -975,20 +991,56 @@ class SampleAndEvaluate:
     protocols = ("edm", "midi", "symgen-geometry-w1", "mmff94-strain")
 
     def __init__(
-        self, every: int, num: int, reference: Reference, *, strain_molecules: int = 100
+        self,
+        every: int,
+        num: int,
+        reference: Reference,
+        *,
+        strain_molecules: int = 100,
+        snapshot_dir: str | Path | None = None,
     ) -> None:
         self.every = int(every)
         self.num = int(num)
         self.reference = reference
         self.strain_molecules = int(strain_molecules)
+        self.snapshot_dir = None if snapshot_dir is None else Path(snapshot_dir)
 
     def __call__(self, trainer: Trainer, step: int) -> dict[str, float]:
+        if self.snapshot_dir is not None:
+            export_sampling_checkpoint(trainer, self.snapshot_dir / f"step_{step:07d}.pt")
         with trainer.averaged() as gen:
             mols, _ = sample_molecules(gen, self.num, seed=step, progress=False)  # type: ignore[arg-type]
         rep = evaluate_molecules(
             mols, self.reference, strain_molecules=self.strain_molecules, protocols=self.protocols
         )
         return {k: rep.get(k) for k in self.keys}
+
+
+def snapshot_folder(out_dir: str | Path) -> Path:
+    """Where ``eval_snapshots`` keeps each evaluation round's sampling checkpoint."""
+    return Path(out_dir) / "snapshots"
+
+
+def drop_later_snapshots(out_dir: str | Path, *, resume: bool) -> list[Path]:
+    """Delete the evaluation snapshots a run is about to redo (or that belong to an old run).
+
+    A new run in ``out_dir`` deletes them all; a resumed run deletes those after its
+    checkpoint's step, as the trainer drops the CSV rows after it. Returns the deleted paths.
+    """
+    folder = snapshot_folder(out_dir)
+    if not folder.is_dir():
+        return []
+    last = 0
+    checkpoint = Path(out_dir) / "checkpoint.pt"
+    if resume and checkpoint.is_file():
+        last = int(load_checkpoint(checkpoint)["step"])
+    dropped = []
+    for path in folder.glob("step_*.pt"):
+        step = path.stem.removeprefix("step_")
+        if not step.isdigit() or int(step) > last:
+            path.unlink()
+            dropped.append(path)
+    return sorted(dropped)
 
 
 def train(
@@ -1023,7 +1075,12 @@ def train(
         reference = Reference(
             data.source.train, data.source.reference_smiles, data.source.headline_protocols
         )
-        hooks.append(SampleAndEvaluate(cfg.eval_every, cfg.eval_samples, reference))
+        snapshots = snapshot_folder(cfg.out_dir) if cfg.eval_snapshots else None
+        hooks.append(
+            SampleAndEvaluate(cfg.eval_every, cfg.eval_samples, reference, snapshot_dir=snapshots)
+        )
+    if main:
+        drop_later_snapshots(cfg.out_dir, resume=resume)
     trainer = Trainer(
         gen,
         train_source,
@@ -1243,14 +1300,21 @@ def sample_molecules(
     ``fixed``: for a completion model (``fixed_parts``), the given part of each molecule (one
     per molecule, or one for all): molecule ``i`` starts with those atoms, unchanged, and sizes
     follow ``p(n | k)`` unless given.
+    Without fixed parts the sizes are known before sampling (drawn here from the histogram
+    when not given), so batches are formed from size-sorted molecules: each batch pads to
+    sizes close to its own, which saves most of the padded pair computation, and the
+    molecules come back in the order of their sizes as drawn (``sizes[i]`` for molecule
+    ``i``), so that the result is the same i.i.d. sample as unsorted batches would give.
     Returns the molecules and the sampling rate in molecules per second.
 
     Raises:
-        ValueError: targets for an unconditional model, or targets, sizes or fixed parts of
-            another length.
+        ValueError: ``num < 1``, targets for an unconditional model, or targets, sizes or
+            fixed parts of another length.
     """
     from tqdm.auto import tqdm
 
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
     layout = FeatureLayout(**{k: tuple(v) for k, v in gen.metadata["layout"].items()})
     featurizer = MolecularFeaturizer(layout)
     device = next(gen.parameters()).device
@@ -1274,23 +1338,29 @@ def sample_molecules(
             fixed = list(fixed) * num
         if len(fixed) != num:
             raise ValueError(f"{len(fixed)} fixed parts for {num} molecules")
-    out: list[Molecule] = []
     t0 = time.perf_counter()
+    if fixed is None and sizes is None:
+        sizes = gen.draw_sizes(num, generator=g).tolist()
+    # completions draw their sizes inside gen.sample (p(n | k)): no sorting there
+    order = np.arange(num) if sizes is None else np.argsort(np.asarray(sizes), kind="stable")
+    out: list[Molecule | None] = [None] * num
     with tqdm(total=num, desc=f"sampling ({steps} steps)", disable=not progress, unit="mol") as bar:
-        while len(out) < num:
-            lo = len(out)
-            b = min(batch_size, num - lo)
-            what: Any = b if sizes is None else list(sizes[lo : lo + b])
+        for lo in range(0, num, batch_size):
+            idx = order[lo : lo + batch_size]
+            what: Any = len(idx) if sizes is None else [int(sizes[i]) for i in idx]
             if targets is not None:
                 assert context is not None
-                sampler["context"] = context.context(targets[lo : lo + b], device=device)
+                sampler["context"] = context.context(targets[idx], device=device)
                 sampler["guidance"] = guidance
             if fixed is not None:
-                sampler["fixed"] = featurizer.batch(fixed[lo : lo + b]).to(device=device)
+                sampler["fixed"] = featurizer.batch([fixed[i] for i in idx]).to(device=device)
             x = gen.sample(what, generator=g, **sampler)
-            out.extend(featurizer.decode(x.to(device="cpu", dtype=torch.float32)))
-            bar.update(b)
-    return out, num / max(time.perf_counter() - t0, 1e-9)
+            for i, mol in zip(idx, featurizer.decode(x.to(device="cpu", dtype=torch.float32))):
+                out[i] = mol
+            bar.update(len(idx))
+    rate = num / max(time.perf_counter() - t0, 1e-9)
+    assert all(m is not None for m in out)
+    return typing.cast(list[Molecule], out), rate
 
 
 # ---------------------------------------------------------------------------- evaluation
