@@ -185,7 +185,8 @@ def card_text(
         "|---|---|---:|---:|",
         *rows,
         "",
-        "Reproduce:",
+        "Reproduce (the same molecules with the sampling code of the commit above; another "
+        "commit may draw other molecules, with the same scores within sampling error):",
         "",
         "```bash",
         f"python examples/molecules/sample.py --pretrained {args.name} --num {args.samples} "
