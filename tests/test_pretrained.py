@@ -135,11 +135,12 @@ def test_sample_script_with_a_pretrained_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_model_card_numbers_reproduce_from_the_shipped_file():
+@pytest.mark.parametrize("name", pretrained.available())
+def test_model_card_numbers_reproduce_from_the_shipped_file(name):
     """Molecules drawn with another seed score like the card says, within sampling error."""
-    model = pretrained.get_model(NAME)
-    gen = pretrained.load_pretrained(NAME)
-    ref = pretrained.pretrained_reference(NAME)
+    model = pretrained.get_model(name)
+    gen = pretrained.load_pretrained(name)
+    ref = pretrained.pretrained_reference(name)
     assert ref is not None
     n = 400
     mols, _ = cf.sample_molecules(gen, n, seed=12345, progress=False)
