@@ -49,6 +49,21 @@ TINY = [
 ]
 
 
+#: The same tiny run for the in-process tests (CanonFlowConfig fields).
+TINY_CONFIG = dict(
+    qm9_limit=400,
+    val_limit=8,
+    width=16,
+    depth=1,
+    heads=2,
+    batch_size=8,
+    warmup_steps=1,
+    val_every=0,
+    progress=False,
+    tensorboard=False,
+)
+
+
 def _run(args: list[str], cache: Path, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, SYMGEN_CACHE=str(cache), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     return subprocess.run(
@@ -336,18 +351,9 @@ def test_sampling_checkpoint_is_small_and_samples_like_the_ema(tmp_path, cache, 
 
     monkeypatch.setenv("SYMGEN_CACHE", str(cache))
     cfg = cf.CanonFlowConfig(
-        qm9_limit=400,
-        val_limit=8,
-        width=16,
-        depth=1,
-        heads=2,
-        batch_size=8,
+        **TINY_CONFIG,
         max_steps=3,
-        warmup_steps=1,
-        val_every=0,
         ckpt_every=3,
-        progress=False,
-        tensorboard=False,
         out_dir=str(tmp_path / "run"),
         cache_dir=str(cache),
     )
@@ -385,21 +391,12 @@ def test_evaluation_rounds_keep_their_snapshots(tmp_path, cache, monkeypatch):
 
     monkeypatch.setenv("SYMGEN_CACHE", str(cache))
     common = dict(
-        qm9_limit=400,
-        val_limit=8,
-        width=16,
-        depth=1,
-        heads=2,
-        batch_size=8,
+        TINY_CONFIG,
         max_steps=4,
-        warmup_steps=1,
-        val_every=0,
         ckpt_every=4,
         eval_every=2,
         eval_samples=3,
         sample_steps=2,
-        progress=False,
-        tensorboard=False,
         cache_dir=str(cache),
     )
     run = tmp_path / "run"
