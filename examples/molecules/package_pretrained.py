@@ -48,6 +48,9 @@ CARD_METRICS = [  # (metric, label), in the card's order; others follow in the f
     ("edm/molecule_stability", "molecule stability"),
     ("edm/atom_stability", "atom stability"),
     ("edm/validity", "validity"),
+    ("geom-revisited/molecule_stability", "molecule stability"),
+    ("geom-revisited/atom_stability", "atom stability"),
+    ("geom-revisited/validity_and_connectivity", "validity and connectivity"),
     ("mmff94-strain/mmff_strain_median", "MMFF94 strain, median (kcal/mol)"),
     ("symgen-geometry-w1/bond_length_w1", "bond-length W1 (Å)"),
 ]
@@ -132,6 +135,7 @@ def card_text(
     commit = args.trained_commit or prov.get("commit") or "not recorded"
     machine = args.trained_machine or prov.get("machine") or "not recorded"
     minutes = float(state.get("train_seconds", math.nan)) / 60
+    threads = torch.get_num_threads()
     rows = []
     for key, label in CARD_METRICS:
         if key in report.metrics:
@@ -176,10 +180,10 @@ def card_text(
         f"## Scores of the shipped file ({args.samples} molecules, {steps} steps, seed "
         f"{args.seed})",
         "",
-        f"Sampled from the file above at its default settings with {torch.get_num_threads()} "
-        f"CPU threads on {machine_name()} ({rate:.1f} molecules/s), scored against the shipped "
-        "reference (a fixed subset of the training molecules; the training SMILES for "
-        f"novelty), at commit `{git_commit() or 'unknown'}`.",
+        f"Sampled from the file above at its default settings with {threads} CPU "
+        f"thread{'' if threads == 1 else 's'} on {machine_name()} ({rate:.1f} molecules/s), "
+        "scored against the shipped reference (a fixed subset of the training molecules; the "
+        f"training SMILES for novelty), at commit `{git_commit() or 'unknown'}`.",
         "",
         "| protocol | metric | value | n |",
         "|---|---|---:|---:|",
@@ -259,14 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = cf.evaluate_molecules(mols, reference, progress=not args.no_progress)
     print(report.table())
-    stab = report.get("midi/molecule_stability")
+    first, *others = [
+        p
+        for p in dict.fromkeys(["midi", *reference.headline_protocols])
+        if f"{p}/molecule_stability" in report.metrics
+    ]
     summary = (
         f"CanonFlow on `{cfg.data}`, {state.get('step')} steps "
-        f"({float(state.get('train_seconds', math.nan)) / 60:.0f} min); "
-        f"`midi` molecule stability {100 * stab:.1f} % at {steps} steps"
+        f"({float(state.get('train_seconds', math.nan)) / 60:.0f} min); `{first}` molecule "
+        f"stability {100 * report.get(f'{first}/molecule_stability'):.1f} % at {steps} steps"
     )
-    if "edm/molecule_stability" in report.metrics:
-        summary += f", `edm` {100 * report.get('edm/molecule_stability'):.1f} %"
+    for p in others:
+        summary += f", `{p}` {100 * report.get(f'{p}/molecule_stability'):.1f} %"
     scores = {k: float(report.get(k)) for k, _ in CARD_METRICS if k in report.metrics}
     entry = dataclasses.replace(
         entry,
