@@ -4,7 +4,7 @@ Examples:
     python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 1000 --steps 50
     python examples/molecules/sample.py --checkpoint runs/quick/checkpoint.pt --num 200 --steps 10 \
         --solver heun --out runs/quick/few_step
-    python examples/molecules/sample.py --pretrained qm9-canonflow-quick   # a shipped model
+    python examples/molecules/sample.py --pretrained qm9-canonflow   # a shipped model
     python examples/molecules/sample.py --checkpoint runs/cond/checkpoint.pt \
         --condition "alpha=70,gap=6000" --guidance 1.5    # a model trained with --condition
     python examples/molecules/sample.py --checkpoint runs/complete/checkpoint.pt \

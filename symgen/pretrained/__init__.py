@@ -7,9 +7,9 @@ model card and, for molecules, a compact evaluation reference. Loading checks th
 first and needs neither the dataset nor a network connection:
 
     >>> from symgen.pretrained import available, load_pretrained
-    >>> "qm9-canonflow-quick" in available()
+    >>> "qm9-canonflow" in available()
     True
-    >>> gen = load_pretrained("qm9-canonflow-quick")  # doctest: +SKIP
+    >>> gen = load_pretrained("qm9-canonflow")  # doctest: +SKIP
     >>> x = gen.sample(10)  # doctest: +SKIP
 
 ``examples/molecules/sample.py --pretrained NAME`` samples and evaluates one;
